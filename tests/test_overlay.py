@@ -1,0 +1,100 @@
+"""render_overlay: masks tinted in their instance colour, everything else left alone, size kept."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from backend.overlay import MASK_ALPHA, instance_color, render_overlay
+from backend.result import SegmentationResult
+
+CLASS_NAMES = ["BG", "person", "cat"]
+H, W = 120, 160
+
+
+def photo():
+    rng = np.random.default_rng(0)
+    return rng.integers(0, 256, size=(H, W, 3), dtype=np.uint8)
+
+
+def result_with_two_instances():
+    masks = np.zeros((H, W, 2), dtype=bool)
+    masks[20:70, 20:80, 0] = True
+    masks[60:110, 90:150, 1] = True
+    dets = {
+        "rois": np.array([[20, 20, 70, 80], [60, 90, 110, 150]], dtype=np.int32),
+        "class_ids": np.array([1, 2], dtype=np.int32),
+        "scores": np.array([0.9, 0.8], dtype=np.float32),
+        "masks": masks,
+    }
+    return SegmentationResult.from_detections(dets, CLASS_NAMES), masks
+
+
+def test_size_is_preserved_and_image_is_rgb():
+    result, _ = result_with_two_instances()
+    out = render_overlay(Image.fromarray(photo()), result)
+    assert out.size == (W, H) and out.mode == "RGB"
+
+
+def test_mask_interior_is_tinted_with_the_instance_colour():
+    image = photo()
+    result, masks = result_with_two_instances()
+    out = np.asarray(render_overlay(image, result)).astype(int)
+    # Interior of instance 1 (rows 60..110, cols 90..150): away from its outline and dashed box, and below the
+    # caption, which sits in the box's top-left corner.
+    rows, cols = slice(90, 105), slice(100, 145)
+    expected = np.rint(image[rows, cols] * (1 - MASK_ALPHA) + np.array(instance_color(1)) * MASK_ALPHA)
+    np.testing.assert_array_equal(out[rows, cols], expected)
+
+
+def test_outline_is_drawn_in_the_instance_colour():
+    result, masks = result_with_two_instances()
+    out = np.asarray(render_overlay(photo(), result))
+    # Instance 1's mask edge at column 149 (its right side) lies inside its box (x2 = 150 is exclusive, the
+    # dashed box covers columns 148..149 only in dashes), so compare the mask's left edge below the caption.
+    left_edge = out[90:110, 90]
+    interior = out[90:110, 91]
+    assert (left_edge == instance_color(1)).all()
+    assert not (interior == instance_color(1)).all()
+
+
+def test_boxes_are_dashed_and_partly_transparent():
+    image = photo()
+    masks = np.zeros((H, W, 1), dtype=bool)
+    masks[40:60, 40:60, 0] = True  # well inside its box
+    dets = {
+        "rois": np.array([[20, 20, 100, 120]], dtype=np.int32),
+        "class_ids": np.array([1], dtype=np.int32),
+        "scores": np.array([0.9], dtype=np.float32),
+        "masks": masks,
+    }
+    result = SegmentationResult.from_detections(dets, CLASS_NAMES)
+    out = np.asarray(render_overlay(image, result)).astype(int)
+    # The bottom side of the box (y2 = 100 exclusive) runs along rows 98..100; no caption or mask there.
+    band = slice(97, 102)
+    changed = (out[band, 25:115] != image[band, 25:115]).any(axis=(0, 2))
+    assert changed.any() and not changed.all()  # dashes and gaps
+    # A dash pixel is the colour laid over the photo at 70%, not painted solid.
+    rows, cols = np.nonzero((out[band, 25:115] != image[band, 25:115]).any(axis=2))
+    r, c = rows[0] + 97, cols[0] + 25
+    expected = np.rint(image[r, c] * 0.3 + np.array(instance_color(0)) * 0.7)
+    assert np.abs(out[r, c] - expected).max() <= 1
+
+
+def test_instance_colours_are_deterministic_and_distinct():
+    colours = [instance_color(i) for i in range(20)]
+    assert colours == [instance_color(i) for i in range(20)]
+    assert len(set(colours)) == 20
+
+
+def test_no_instances_leave_the_image_untouched():
+    image = photo()
+    out = render_overlay(image, SegmentationResult(W, H, ()))
+    np.testing.assert_array_equal(np.asarray(out), image)
+
+
+def test_size_mismatch_is_an_error():
+    result, _ = result_with_two_instances()
+    with pytest.raises(ValueError, match="160x120"):
+        render_overlay(np.zeros((10, 10, 3), np.uint8), result)
