@@ -1,0 +1,210 @@
+"""Decoding uploaded and command-line images into RGB, with limits checked before the expensive work.
+
+``load_image(source, limits)`` is the one gate every image passes (web upload, CLI, worker):
+
+1. size in bytes against ``limits.max_bytes`` (before reading a file into memory);
+2. format by content (``Image.open`` reads only the header): JPEG, PNG, WebP, BMP, TIFF, GIF (first frame);
+3. width x height from the header against ``limits.max_pixels`` *before* the pixels are decoded, so a small
+   file that declares a huge canvas (a decompression bomb) costs nothing. Pillow's own
+   ``MAX_IMAGE_PIXELS`` guard is silenced here; our limit is the mechanism;
+4. decode, apply the EXIF orientation, and normalise to 8-bit RGB: 16-bit and float greyscale are rescaled,
+   CMYK/palette/greyscale converted, transparency composited onto white.
+
+Every refusal is an ``ImageRejected`` with a machine ``code``, a human ``message`` that says what was wrong
+and the limit, and the HTTP status a web caller should answer with.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps
+
+MB = 1024 * 1024
+
+# Pillow format names we accept -> the name we show people. MPO is the multi-picture JPEG some cameras write.
+ACCEPTED_FORMATS = {
+    "JPEG": "JPEG",
+    "MPO": "JPEG",
+    "PNG": "PNG",
+    "WEBP": "WebP",
+    "BMP": "BMP",
+    "TIFF": "TIFF",
+    "GIF": "GIF",
+}
+ACCEPTED_FORMATS_TEXT = "JPEG, PNG, WebP, BMP, TIFF or GIF"
+
+
+class ImageRejected(ValueError):
+    """An image maskweb will not process.
+
+    ``code``: ``too_large`` | ``too_many_pixels`` | ``unsupported_format`` | ``not_an_image`` | ``truncated``
+    | ``empty``. ``message``: one sentence for a person, naming the limit where there is one.
+    ``http_status``: 413 for size limits, 415 for formats (and non-images), 400 otherwise.
+    """
+
+    STATUS = {
+        "too_large": 413,
+        "too_many_pixels": 413,
+        "unsupported_format": 415,
+        "not_an_image": 415,
+        "truncated": 400,
+        "empty": 400,
+    }
+
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.http_status = self.STATUS.get(code, 400)
+
+
+@dataclass(frozen=True)
+class ImageLimits:
+    """``max_bytes``: encoded file size; ``max_pixels``: width x height of the decoded image."""
+
+    max_bytes: int = 25 * MB
+    max_pixels: int = 40_000_000
+
+
+def _format_bytes(n: int) -> str:
+    if n >= MB:
+        return f"{n / MB:.1f} MB".replace(".0 MB", " MB")
+    if n >= 1024:
+        return f"{n / 1024:.1f} KB".replace(".0 KB", " KB")
+    return f"{n} bytes"
+
+
+def _format_pixels(n: int) -> str:
+    return f"{n / 1e6:.1f} megapixels".replace(".0 megapixels", " megapixels")
+
+
+def _read(source: bytes | str | Path, limits: ImageLimits) -> bytes:
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        data = bytes(source)
+        size = len(data)
+    else:
+        path = Path(source)
+        try:
+            size = path.stat().st_size
+        except FileNotFoundError:
+            raise FileNotFoundError(f"image file not found: {path}") from None
+        data = b""
+    if size == 0:
+        raise ImageRejected(
+            "empty", "The file is empty (0 bytes); expected a JPEG, PNG, WebP, BMP, TIFF or GIF image."
+        )
+    if size > limits.max_bytes:
+        raise ImageRejected(
+            "too_large",
+            f"The file is {_format_bytes(size)}, over the limit of {_format_bytes(limits.max_bytes)} per image.",
+        )
+    if not data:
+        data = Path(source).read_bytes()
+    return data
+
+
+def open_checked(source: bytes | str | Path, limits: ImageLimits = ImageLimits()) -> Image.Image:
+    """Open ``source`` lazily and check size, format and pixel count; the pixels are not decoded yet.
+
+    Raises ImageRejected (``empty``, ``too_large``, ``not_an_image``, ``unsupported_format``,
+    ``too_many_pixels``) or FileNotFoundError for a missing path.
+    """
+    data = _read(source, limits)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        try:
+            img = Image.open(io.BytesIO(data))
+        except Image.DecompressionBombError:
+            # Pillow refuses canvases over twice its own limit before we can read the size: still ours to report.
+            raise ImageRejected(
+                "too_many_pixels",
+                f"The image is larger than the limit of {_format_pixels(limits.max_pixels)} "
+                "(width x height), so it was not decoded.",
+            ) from None
+        except Exception:  # Pillow raises UnidentifiedImageError, but broken headers raise others too
+            raise ImageRejected(
+                "not_an_image",
+                f"The file is not an image maskweb can read; send a {ACCEPTED_FORMATS_TEXT} file.",
+            ) from None
+    if img.format not in ACCEPTED_FORMATS:
+        raise ImageRejected(
+            "unsupported_format",
+            f"The file is a {img.format} image; maskweb accepts {ACCEPTED_FORMATS_TEXT}.",
+        )
+    width, height = img.size
+    if width <= 0 or height <= 0:
+        raise ImageRejected(
+            "not_an_image", f"The image header declares an empty canvas ({width} x {height})."
+        )
+    if width * height > limits.max_pixels:
+        raise ImageRejected(
+            "too_many_pixels",
+            f"The image is {width} x {height} = {_format_pixels(width * height)}, over the limit of "
+            f"{_format_pixels(limits.max_pixels)}.",
+        )
+    return img
+
+
+def load_image(source: bytes | str | Path, limits: ImageLimits = ImageLimits()) -> Image.Image:
+    """Decode ``source`` (bytes or a file path) into a new 8-bit RGB image, EXIF orientation applied.
+
+    GIF and multi-page TIFF give their first frame. Raises ImageRejected (see ``open_checked``, plus
+    ``truncated`` for data that ends early or does not decode) or FileNotFoundError for a missing path.
+    """
+    img = open_checked(source, limits)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        try:
+            img.seek(0)
+            img.load()
+            img = ImageOps.exif_transpose(img)
+        except Exception:  # OSError "truncated", SyntaxError/ValueError from broken chunks, zlib errors...
+            raise ImageRejected(
+                "truncated",
+                f"The {ACCEPTED_FORMATS[img.format]} image could not be decoded: the file is truncated or corrupt.",
+            ) from None
+    return to_rgb(img)
+
+
+def _rescale_to_uint8(values: np.ndarray, full_scale: float) -> np.ndarray:
+    scaled = np.clip(values.astype(np.float64) * (255.0 / full_scale), 0, 255)
+    return np.rint(scaled).astype(np.uint8)
+
+
+def to_rgb(img: Image.Image) -> Image.Image:
+    """Any Pillow mode -> 8-bit RGB. Transparency is composited onto white; 16-bit greyscale is rescaled
+    (65535 -> 255), 32-bit integer greyscale by its 16-bit range when it exceeds 255, float by 0..1."""
+    mode = img.mode
+    if mode == "RGB":
+        return img.copy()
+    if mode.startswith("I;16"):
+        gray = _rescale_to_uint8(np.asarray(img, dtype=np.uint16), 65535)
+        return Image.fromarray(gray, "L").convert("RGB")
+    if mode == "I":
+        values = np.asarray(img, dtype=np.int64)
+        full_scale = 65535 if values.size and values.max() > 255 else 255
+        return Image.fromarray(_rescale_to_uint8(values, full_scale), "L").convert("RGB")
+    if mode == "F":
+        values = np.asarray(img, dtype=np.float64)
+        full_scale = 1.0 if values.size and values.max() <= 1.0 else 255.0
+        return Image.fromarray(_rescale_to_uint8(values, full_scale), "L").convert("RGB")
+    has_alpha = mode in ("RGBA", "RGBa", "LA", "La", "PA") or (mode == "P" and "transparency" in img.info)
+    if mode in ("L", "1") and "transparency" in img.info:
+        has_alpha = True
+    if has_alpha:
+        rgba = img.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return img.convert("RGB")
+
+
+def to_array(img: Image.Image) -> np.ndarray:
+    """An RGB Pillow image -> ``uint8`` array ``[H, W, 3]`` (converting other modes with ``to_rgb``)."""
+    if img.mode != "RGB":
+        img = to_rgb(img)
+    return np.asarray(img, dtype=np.uint8).copy()

@@ -1,0 +1,157 @@
+"""Settings for every maskweb process, read from the environment in one place.
+
+``Settings.from_env()`` reads the variables below; tests build ``Settings(data_dir=tmp, ...)`` directly.
+
+| variable | field | default |
+| --- | --- | --- |
+| ``MASKWEB_DATA_DIR`` | ``data_dir`` | ``./data`` |
+| ``DATABASE_URL`` | ``database_url`` | ``sqlite:///<data_dir>/maskweb.db`` |
+| ``REDIS_URL`` | ``redis_url`` | unset: ``maskweb run`` starts its own Redis |
+| ``MASKWEB_WEIGHTS`` | ``weights`` | ``weights/mask_rcnn_coco.h5`` |
+| ``MASKWEB_MODEL_CONFIG`` | ``model_config`` | ``coco`` (or a JSON file of Config attributes + ``CLASS_NAMES``) |
+| ``MASKWEB_PORT`` / ``MASKWEB_HOST`` | ``port`` / ``host`` | ``8000`` / ``127.0.0.1`` |
+| ``MASKWEB_SECRET_KEY`` | ``secret_key`` | generated once, kept in ``<data_dir>/secret_key`` |
+| ``MASKWEB_MAX_FILE_MB`` | ``max_file_mb`` | ``25`` (per uploaded image) |
+| ``MASKWEB_MAX_REQUEST_MB`` | ``max_request_mb`` | ``100`` (per upload request) |
+| ``MASKWEB_MAX_PIXELS`` | ``max_pixels`` | ``40000000`` (width x height) |
+| ``MASKWEB_MAX_INFLIGHT_PER_USER`` | ``max_inflight_per_user`` | ``2`` (jobs per user inside Celery) |
+| ``MASKWEB_JOB_TIME_LIMIT`` | ``job_time_limit`` | ``600`` seconds |
+| ``MASKWEB_FRONTEND_DIR`` | ``frontend_dir`` | the repository's ``frontend/`` |
+| ``MASKWEB_UPLOAD_RATE_LIMIT`` | ``upload_rate_limit`` | ``60 per minute`` (Flask-Limiter syntax; per user) |
+
+This module imports nothing of the rest of maskweb.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+MB = 1024 * 1024
+
+
+def _env_int(environ: dict[str, str], name: str, default: int) -> int:
+    raw = environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be an integer, got {raw!r}") from None
+
+
+def _env_float(environ: dict[str, str], name: str, default: float) -> float:
+    raw = environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be a number, got {raw!r}") from None
+
+
+@dataclass
+class Settings:
+    """Everything a maskweb process is configured by. Paths are absolute after construction."""
+
+    data_dir: Path = Path("data")
+    database_url: str = ""  # empty -> sqlite:///<data_dir>/maskweb.db
+    redis_url: str | None = None
+    weights: Path = Path("weights/mask_rcnn_coco.h5")
+    model_config: str = "coco"
+    port: int = 8000
+    host: str = "127.0.0.1"
+    secret_key: str | None = None  # None -> secret_key_value() reads/creates <data_dir>/secret_key
+    max_file_mb: float = 25
+    max_request_mb: float = 100
+    max_pixels: int = 40_000_000
+    max_inflight_per_user: int = 2
+    job_time_limit: int = 600
+    frontend_dir: Path = field(default_factory=lambda: REPO_ROOT / "frontend")
+    upload_rate_limit: str = "60 per minute"
+
+    def __post_init__(self) -> None:
+        self.data_dir = Path(self.data_dir).expanduser().resolve()
+        self.weights = Path(self.weights).expanduser()
+        if not self.weights.is_absolute():
+            self.weights = self.weights.resolve()
+        self.frontend_dir = Path(self.frontend_dir).expanduser().resolve()
+        if not self.database_url:
+            self.database_url = f"sqlite:///{self.data_dir / 'maskweb.db'}"
+        if self.redis_url == "":
+            self.redis_url = None
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
+        """Build settings from ``environ`` (default ``os.environ``). Raises ValueError on a malformed number."""
+        env = dict(os.environ if environ is None else environ)
+        defaults = cls.__dataclass_fields__
+        return cls(
+            data_dir=Path(env.get("MASKWEB_DATA_DIR") or "data"),
+            database_url=env.get("DATABASE_URL") or "",
+            redis_url=env.get("REDIS_URL") or None,
+            weights=Path(env.get("MASKWEB_WEIGHTS") or "weights/mask_rcnn_coco.h5"),
+            model_config=env.get("MASKWEB_MODEL_CONFIG") or "coco",
+            port=_env_int(env, "MASKWEB_PORT", 8000),
+            host=env.get("MASKWEB_HOST") or "127.0.0.1",
+            secret_key=env.get("MASKWEB_SECRET_KEY") or None,
+            max_file_mb=_env_float(env, "MASKWEB_MAX_FILE_MB", 25),
+            max_request_mb=_env_float(env, "MASKWEB_MAX_REQUEST_MB", 100),
+            max_pixels=_env_int(env, "MASKWEB_MAX_PIXELS", 40_000_000),
+            max_inflight_per_user=_env_int(env, "MASKWEB_MAX_INFLIGHT_PER_USER", 2),
+            job_time_limit=_env_int(env, "MASKWEB_JOB_TIME_LIMIT", 600),
+            frontend_dir=Path(env["MASKWEB_FRONTEND_DIR"])
+            if env.get("MASKWEB_FRONTEND_DIR")
+            else defaults["frontend_dir"].default_factory(),
+            upload_rate_limit=env.get("MASKWEB_UPLOAD_RATE_LIMIT") or "60 per minute",
+        )
+
+    # --- derived values -------------------------------------------------------------------------------------
+
+    @property
+    def max_file_bytes(self) -> int:
+        return int(self.max_file_mb * MB)
+
+    @property
+    def max_request_bytes(self) -> int:
+        return int(self.max_request_mb * MB)
+
+    @property
+    def weights_missing(self) -> str | None:
+        """None when the weights file exists, else a sentence telling the user how to get it."""
+        if self.weights.is_file():
+            return None
+        return (
+            f"The model weights file {self.weights} is missing, so uploads wait in the queue until it exists. "
+            "Download it with `maskweb weights download`, or point MASKWEB_WEIGHTS at an existing "
+            "mask_rcnn_coco.h5."
+        )
+
+    def secret_key_value(self) -> str:
+        """The signing secret: ``secret_key`` if set, else the one kept in ``<data_dir>/secret_key``.
+
+        The file is created once (0600, written to a temp file and renamed, so concurrent first starts
+        agree on the winner's key).
+        """
+        if self.secret_key:
+            return self.secret_key
+        path = self.data_dir / "secret_key"
+        if path.is_file():
+            key = path.read_text().strip()
+            if key:
+                return key
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".secret_key.{os.getpid()}.{secrets.token_hex(4)}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_urlsafe(48))
+        try:
+            os.link(tmp, path)  # fails if another process won the race: then use its key
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink()
+        return path.read_text().strip()

@@ -1,0 +1,199 @@
+"""The database: users, their API tokens, jobs and share links (SQLAlchemy 2, SQLite or PostgreSQL).
+
+Times are stored as naive UTC and come back timezone-aware (UTC). The schema is created by Alembic
+(``backend/storage/migrations``); ``tests/storage`` checks that the migrations and these models agree.
+
+A ``Job`` moves through states ``queued -> running -> done | failed``, or ``-> cancelled``. While queued its
+``stage`` is ``waiting``; ``dispatched_at`` is NULL while it waits in the database and set when the
+dispatcher hands it to Celery. While running, ``stage`` is ``decode | model | masks | saving`` and
+``progress`` goes from 0 to 1. Finished jobs have ``stage`` None.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+# Job states
+QUEUED = "queued"
+RUNNING = "running"
+DONE = "done"
+FAILED = "failed"
+CANCELLED = "cancelled"
+STATES = (QUEUED, RUNNING, DONE, FAILED, CANCELLED)
+FINISHED_STATES = (DONE, FAILED, CANCELLED)
+
+# Job stages (None once finished)
+WAITING = "waiting"
+STAGES = (WAITING, "decode", "model", "masks", "saving")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_id() -> str:
+    """A 32-character lowercase hex id (128 random bits): job and user ids, safe as a directory name."""
+    return uuid.uuid4().hex
+
+
+class UTCDateTime(TypeDecorator):
+    """Stores naive UTC; returns aware UTC datetimes. Accepts aware datetimes (any zone) or naive UTC."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect) -> datetime | None:
+        if value is not None and value.tzinfo is not None:
+            value = value.astimezone(UTC).replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value
+
+
+def iso(value: datetime | None) -> str | None:
+    """ISO-8601 in UTC with a ``Z`` suffix, or None."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class User(Base):
+    """An anonymous visitor (identified by a signed cookie) or a script (by an API token)."""
+
+    __tablename__ = "users"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, nullable=False)
+
+
+class ApiToken(Base):
+    """A bearer token for scripts. Only the token's SHA-256 (hex) is stored; the token is shown once."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    user_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    token_sha256: Mapped[str] = mapped_column(String(64), nullable=False, unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, nullable=False)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class Job(Base):
+    """One uploaded image and its segmentation. Files live in ``DataDir.job_dir(id)``."""
+
+    __tablename__ = "jobs"
+    __table_args__ = (
+        Index("ix_jobs_user_created", "user_id", "created_at", "id"),
+        Index("ix_jobs_state_dispatched", "state", "dispatched_at", "created_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    user_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("users.id", ondelete="CASCADE"), nullable=False
+    )
+    state: Mapped[str] = mapped_column(String(16), nullable=False, default=QUEUED)
+    stage: Mapped[str | None] = mapped_column(String(16), nullable=True, default=WAITING)
+    progress: Mapped[float] = mapped_column(Float, nullable=False, default=0.0)
+    filename: Mapped[str] = mapped_column(String(255), nullable=False, default="")  # display only
+    width: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    height: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    size_bytes: Mapped[int | None] = mapped_column(Integer, nullable=True)  # the uploaded file's size
+    error_code: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, nullable=False)
+    dispatched_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    instance_count: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    classes: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)  # class names present, sorted
+    timings: Mapped[dict[str, float] | None] = mapped_column(JSON, nullable=True)  # seconds per stage
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    celery_task_id: Mapped[str | None] = mapped_column(String(64), nullable=True)  # set by the dispatcher
+
+    share_links: Mapped[list[ShareLink]] = relationship(
+        back_populates="job", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+    @property
+    def finished(self) -> bool:
+        return self.state in FINISHED_STATES
+
+    def api_urls(self, base: str | None = None) -> dict[str, str | None]:
+        """File URLs under ``base`` (default ``/api/jobs/<id>``; share views pass ``/api/shared/<token>``).
+
+        ``overlay`` and ``result`` are None until the job is done.
+        """
+        base = base or f"/api/jobs/{self.id}"
+        done = self.state == DONE
+        return {
+            "image": f"{base}/image",
+            "thumbnail": f"{base}/thumbnail",
+            "overlay": f"{base}/overlay" if done else None,
+            "result": f"{base}/result" if done else None,
+        }
+
+    def as_dict(self, queue_position: int | None = None, *, urls_base: str | None = None) -> dict[str, Any]:
+        """The JSON of ``GET /api/jobs/{id}`` and of every Socket.IO ``job`` event."""
+        return {
+            "id": self.id,
+            "state": self.state,
+            "stage": self.stage,
+            "progress": float(self.progress or 0.0),
+            "queue_position": queue_position if self.state == QUEUED else None,
+            "filename": self.filename,
+            "width": self.width,
+            "height": self.height,
+            "created_at": iso(self.created_at),
+            "started_at": iso(self.started_at),
+            "finished_at": iso(self.finished_at),
+            "error": self.error,
+            "error_code": self.error_code,
+            "instance_count": self.instance_count,
+            "classes": list(self.classes or []),
+            "timings": dict(self.timings or {}),
+            "cancel_requested": bool(self.cancel_requested),
+            "urls": self.api_urls(urls_base),
+        }
+
+
+class ShareLink(Base):
+    """Read-only access to one job for whoever holds ``token`` (``secrets.token_urlsafe(32)``: 256 bits)."""
+
+    __tablename__ = "share_links"
+
+    token: Mapped[str] = mapped_column(String(64), primary_key=True)
+    job_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("jobs.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, nullable=False)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+    job: Mapped[Job] = relationship(back_populates="share_links")
