@@ -1,0 +1,116 @@
+/**
+ * The HTTP API, as the pages use it: JSON in and out, the server's error messages kept word for word.
+ *
+ * Identity is the `maskweb_id` cookie set by `GET /api/session`; every state-changing request made with it
+ * carries the `X-CSRF-Token` header from that same response.
+ */
+
+/** An API call that failed: `message` is the server's own words, `status` the HTTP status, `code` its word. */
+export class ApiError extends Error {
+  constructor(message, status, code) {
+    super(message);
+    this.name = "ApiError";
+    this.status = status;
+    this.code = code;
+  }
+}
+
+const UNSAFE = new Set(["POST", "PUT", "PATCH", "DELETE"]);
+
+/**
+ * Turn a response into its JSON body, or throw ApiError with the server's message.
+ * The server answers errors as `{"error": {"status", "code", "message"}}`; anything else (a proxy's HTML
+ * page, a dropped connection) becomes a message naming the status.
+ * @param {Response} response
+ */
+export async function readJson(response) {
+  const text = await response.text();
+  let body = null;
+  if (text) {
+    try {
+      body = JSON.parse(text);
+    } catch {
+      body = null;
+    }
+  }
+  if (!response.ok) {
+    const error = body && typeof body === "object" ? body.error : null;
+    if (error && error.message) throw new ApiError(error.message, response.status, error.code || null);
+    throw new ApiError(
+      `The server answered ${response.status} ${response.statusText || ""}`.trim() + ".",
+      response.status,
+      null,
+    );
+  }
+  if (text && body === null) throw new ApiError("The server sent a reply that is not JSON.", response.status, null);
+  return body;
+}
+
+/**
+ * An API client.
+ * @param {{fetch?: typeof fetch, base?: string}} [options] `fetch` is injectable for tests
+ */
+export function createApi({ fetch: fetchImpl = globalThis.fetch.bind(globalThis), base = "" } = {}) {
+  let session = null;
+
+  async function call(method, path, { json, body, headers = {} } = {}) {
+    const h = { Accept: "application/json", ...headers };
+    if (UNSAFE.has(method)) {
+      if (!session) await getSession();
+      h["X-CSRF-Token"] = session.csrf_token;
+    }
+    let payload = body;
+    if (json !== undefined) {
+      h["Content-Type"] = "application/json";
+      payload = JSON.stringify(json);
+    }
+    let response;
+    try {
+      response = await fetchImpl(base + path, { method, headers: h, body: payload, credentials: "same-origin" });
+    } catch (err) {
+      throw new ApiError(`Could not reach the server (${err.message}).`, 0, "network");
+    }
+    return readJson(response);
+  }
+
+  /** `{user_id, csrf_token}`; sets the identity cookie on a first visit. Cached. */
+  async function getSession() {
+    if (!session) session = await call("GET", "/api/session");
+    return session;
+  }
+
+  return {
+    session: getSession,
+    get: (path) => call("GET", path),
+    post: (path, json) => call("POST", path, { json }),
+    delete: (path) => call("DELETE", path),
+
+    /**
+     * Upload one image as a new job.
+     * @param {Blob} file
+     * @param {string} [filename]
+     * @returns {Promise<object>} the created job (`GET /api/jobs/{id}` shape)
+     */
+    async uploadImage(file, filename = file.name || "pasted-image.png") {
+      const form = new FormData();
+      form.append("image", file, filename);
+      const reply = await call("POST", "/api/jobs", { body: form });
+      const jobs = Array.isArray(reply?.jobs) ? reply.jobs : [reply];
+      if (!jobs[0] || !jobs[0].id) throw new ApiError("The server did not return the new job.", 0, null);
+      return jobs[0];
+    },
+
+    /**
+     * One page of the visitor's jobs, newest first.
+     * @param {{cursor?: string|null, className?: string|null, limit?: number}} [query]
+     * @returns {Promise<{jobs: object[], next_cursor: string|null}>}
+     */
+    async listJobs({ cursor = null, className = null, limit = 24 } = {}) {
+      const params = new URLSearchParams({ limit: String(limit) });
+      if (cursor) params.set("cursor", cursor);
+      if (className) params.set("class", className);
+      const reply = await call("GET", `/api/jobs?${params}`);
+      return { jobs: reply.jobs || [], next_cursor: reply.next_cursor || null };
+    },
+  };
+}

@@ -1,0 +1,81 @@
+/**
+ * Pixel layers of the overlay, computed on typed arrays (no DOM): the viewer copies them into canvases.
+ * Pixels are 32-bit RGBA words as written by colors.packRgba, row-major, width * height.
+ */
+
+/**
+ * Colour every pixel by the instance on top there.
+ * @param {Int32Array} idMap instance-id map (-1 = none)
+ * @param {Uint32Array} palette packed colour per instance index
+ * @param {Uint32Array} out receives the pixels; fully overwritten
+ */
+export function paintFill(idMap, palette, out) {
+  for (let p = 0; p < idMap.length; p++) {
+    const id = idMap[p];
+    out[p] = id < 0 ? 0 : palette[id];
+  }
+}
+
+/**
+ * Mark the outline of every visible instance: its pixels that touch (4-neighbourhood) another instance, the
+ * background or the image edge. One pixel wide; the viewer thickens it when the image is shown scaled down.
+ * @param {Int32Array} idMap
+ * @param {number} width
+ * @param {number} height
+ * @param {Uint32Array} palette
+ * @param {Uint32Array} out receives the pixels; fully overwritten
+ */
+export function paintOutlines(idMap, width, height, palette, out) {
+  out.fill(0);
+  for (let y = 0; y < height; y++) {
+    const row = y * width;
+    const edgeRow = y === 0 || y === height - 1;
+    for (let x = 0; x < width; x++) {
+      const p = row + x;
+      const id = idMap[p];
+      if (id < 0) continue;
+      if (
+        edgeRow ||
+        x === 0 ||
+        x === width - 1 ||
+        idMap[p - 1] !== id ||
+        idMap[p + 1] !== id ||
+        idMap[p - width] !== id ||
+        idMap[p + width] !== id
+      ) {
+        out[p] = palette[id];
+      }
+    }
+  }
+}
+
+/**
+ * One instance's own mask as a patch the size of its bounds, filled with one colour: what the viewer draws
+ * over everything to highlight the hovered instance, so a pointer move only copies this small patch.
+ * @param {{height: number, width: number, counts: number[]}} runs the instance's mask runs (column-major)
+ * @param {{x: number, y: number, width: number, height: number}} bounds from rle.maskBounds
+ * @param {number} rgba packed colour
+ * @returns {Uint32Array} bounds.width * bounds.height pixels, row-major
+ */
+export function instancePatch(runs, bounds, rgba) {
+  const patch = new Uint32Array(bounds.width * bounds.height);
+  const { height, counts } = runs;
+  let start = 0;
+  for (let r = 0; r < counts.length; r++) {
+    const length = counts[r];
+    if (r % 2 === 1 && length > 0) {
+      let x = Math.floor(start / height);
+      let y = start - x * height;
+      for (let k = 0; k < length; k++) {
+        patch[(y - bounds.y) * bounds.width + (x - bounds.x)] = rgba;
+        y += 1;
+        if (y === height) {
+          y = 0;
+          x += 1;
+        }
+      }
+    }
+    start += length;
+  }
+  return patch;
+}
