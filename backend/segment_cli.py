@@ -1,0 +1,164 @@
+"""``maskweb segment IMAGE...``: segment images from the command line.
+
+For every image it writes, into ``--out`` (default: the current directory), ``<stem>.overlay.png`` (the image
+with instances drawn as matterport's display_instances draws them) and ``<stem>.json`` (the result JSON of
+docs/ARCHITECTURE.md plus ``"image"``, the input's file name). A bad image (not an image, truncated, too large)
+gets one line on stderr naming the file and what was wrong; the other images still run and the exit status is
+1 at the end. A missing or damaged weights file or a bad model config stops the command at once (status 2).
+Files are written whole or not at all (temp file, then rename).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+PROG = "maskweb segment"
+EXIT_OK, EXIT_SOME_FAILED, EXIT_CANNOT_RUN = 0, 1, 2
+WEIGHTS_HINT = "get them with `maskweb weights download`, or set MASKWEB_WEIGHTS (or --weights) to a mask_rcnn_coco.h5 file"
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        "segment",
+        help="segment images: overlay PNG and result JSON per image",
+        description=(
+            "Writes <stem>.overlay.png and <stem>.json into --out for every image. A bad image gets one line "
+            "on stderr and exit status 1 at the end; the other images still run. Missing weights or a bad "
+            "model config stop at once with status 2."
+        ),
+    )
+    parser.add_argument("images", nargs="+", type=Path, metavar="IMAGE", help="image files (JPEG, PNG, ...)")
+    parser.add_argument(
+        "--weights", type=Path, default=None, help="weights file (default: $MASKWEB_WEIGHTS or weights/)"
+    )
+    parser.add_argument(
+        "--config",
+        default=None,
+        metavar="coco|FILE.json",
+        help="model config: 'coco' or a JSON file of Config attributes + CLASS_NAMES "
+        "(default: $MASKWEB_MODEL_CONFIG or coco)",
+    )
+    parser.add_argument(
+        "--out", type=Path, default=Path("."), metavar="DIR", help="output folder (default: .)"
+    )
+    parser.add_argument(
+        "--min-score", type=_score, default=None, metavar="S", help="keep instances scoring at least S (0..1)"
+    )
+    parser.set_defaults(func=run)
+    return parser
+
+
+def _score(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {value}")
+    return value
+
+
+def run(args: argparse.Namespace) -> int:
+    from backend.images import ImageRejected, load_image, to_array
+    from backend.model_config import ModelConfigError, load_model_config
+    from backend.weights import WeightsCorrupt, WeightsMissing, resolve_weights
+
+    try:
+        config, class_names = load_model_config(
+            args.config or os.environ.get("MASKWEB_MODEL_CONFIG") or "coco"
+        )
+        weights = resolve_weights(args.weights)
+    except ModelConfigError as exc:
+        return _fail(str(exc))
+    except (WeightsMissing, WeightsCorrupt) as exc:
+        message = str(exc)
+        return _fail(message if "weights download" in message else f"{message}; {WEIGHTS_HINT}")
+    try:
+        args.out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        return _fail(f"cannot create the output folder {args.out}: {exc.strerror}")
+
+    segmenter = None  # built at the first good image, so a run of bad files costs no model load
+    stems: set[str] = set()
+    failed = 0
+    for path in args.images:
+        try:
+            image = load_image(path)
+        except ImageRejected as exc:
+            failed += 1
+            _error(f"{path}: {exc.message}")
+            continue
+        except OSError as exc:
+            failed += 1
+            _error(f"{path}: cannot read the file: {exc.strerror or exc}")
+            continue
+        if segmenter is None:
+            from backend.pipeline import Segmenter
+
+            segmenter = Segmenter(config, class_names, weights)
+        result = segmenter.segment(to_array(image))
+        if args.min_score is not None:
+            result = result.above(args.min_score)
+        stem = _unique_stem(path.stem, stems)
+        json_path, overlay_path = _write_outputs(args.out, stem, path.name, image, result)
+        found = ", ".join(f"{n} {name}" for name, n in result.class_counts().items()) or "nothing found"
+        print(
+            f"{path}: {len(result.instances)} instances ({found}) -> {json_path}, {overlay_path}", flush=True
+        )
+    return EXIT_SOME_FAILED if failed else EXIT_OK
+
+
+def _write_outputs(out: Path, stem: str, image_name: str, image, result) -> tuple[Path, Path]:
+    from backend.overlay import render_overlay
+
+    document = {"image": image_name, **result.to_dict()}
+    json_path = out / f"{stem}.json"
+    overlay_path = out / f"{stem}.overlay.png"
+    _atomic_write(overlay_path, lambda f: render_overlay(image, result).save(f, format="PNG"))
+    _atomic_write(json_path, lambda f: f.write(json.dumps(document).encode("utf-8")))
+    return json_path, overlay_path
+
+
+def _atomic_write(path: Path, write) -> None:
+    """Write through ``write(binary_file)`` into a temp file beside ``path``, then rename it into place."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; outputs are ordinary files
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _unique_stem(stem: str, taken: set[str]) -> str:
+    """``stem``, or ``stem-2``, ``stem-3``... when two inputs share a name (a/cat.jpg and b/cat.png)."""
+    candidate, n = stem, 1
+    while candidate in taken:
+        n += 1
+        candidate = f"{stem}-{n}"
+    taken.add(candidate)
+    return candidate
+
+
+def _error(line: str) -> None:
+    print(f"{PROG}: {line}", file=sys.stderr, flush=True)
+
+
+def _fail(line: str) -> int:
+    _error(line)
+    return EXIT_CANNOT_RUN
