@@ -2,13 +2,14 @@
 
 Each instance gets its own colour; its mask is filled with that colour at 50% opacity and outlined in it, its box
 is drawn dashed, and a caption "class score" sits inside the box's top-left corner. matterport picks random
-colours; ours come from a fixed sequence of hues (``instance_color``), so the same result always looks the same
-and neighbouring ids differ strongly. Pillow only (no matplotlib): the caption font is the one Pillow ships.
+colours; ours come from a fixed sequence (``instance_color``, the browser's too), so the same result always
+looks the same and neighbouring ids differ strongly. Pillow only (no matplotlib): the caption font is the one Pillow ships.
 """
 
 from __future__ import annotations
 
 import colorsys
+import math
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
@@ -22,15 +23,20 @@ BOX_ALPHA = 0.7  # opacity of the dashed box, as matterport's Rectangle patch
 BOX_WIDTH = 2  # pixels
 DASH, GAP = 6, 4  # pixels along a box side
 CAPTION_OFFSET = 8  # pixels below the box top, as matterport places its caption
-_GOLDEN = 0.618033988749895
+GOLDEN_ANGLE_DEGREES = 137.50776405003785
 
 
 def instance_color(index: int) -> tuple[int, int, int]:
-    """The RGB colour (0..255) of the instance with this id: fully saturated, bright, hues spread by the golden
-    ratio so consecutive ids never look alike."""
-    hue = (index * _GOLDEN) % 1.0
-    r, g, b = colorsys.hsv_to_rgb(hue, 1.0, 1.0)
-    return round(r * 255), round(g * 255), round(b * 255)
+    """The RGB colour (0..255) of the instance with this id.
+
+    The same sequence as the browser's ``instanceColor`` (frontend/src/colors.js), so the PNG overlay and the
+    interactive view agree: hues step by the golden angle, so consecutive ids are far apart on the colour
+    wheel, and the lightness cycles through three levels so ids whose hues come close again still differ.
+    """
+    hue = ((index * GOLDEN_ANGLE_DEGREES + 12.0) % 360.0) / 360.0
+    lightness = (0.5, 0.62, 0.4)[index % 3]
+    r, g, b = colorsys.hls_to_rgb(hue, lightness, 0.85)
+    return tuple(math.floor(v * 255 + 0.5) for v in (r, g, b))  # round half up, as JavaScript's Math.round
 
 
 def render_overlay(image, result: SegmentationResult) -> Image.Image:

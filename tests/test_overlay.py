@@ -82,6 +82,15 @@ def test_boxes_are_dashed_and_partly_transparent():
     assert np.abs(out[r, c] - expected).max() <= 1
 
 
+def test_pixels_outside_masks_boxes_and_captions_are_unchanged():
+    image = photo()
+    result, _ = result_with_two_instances()
+    out = np.asarray(render_overlay(image, result))
+    np.testing.assert_array_equal(out[0:18, :], image[0:18, :])  # above every box
+    np.testing.assert_array_equal(out[:, 152:], image[:, 152:])  # right of every box
+    np.testing.assert_array_equal(out[75:, 0:85], image[75:, 0:85])  # below box 0, left of box 1
+
+
 def test_instance_colours_are_deterministic_and_distinct():
     colours = [instance_color(i) for i in range(20)]
     assert colours == [instance_color(i) for i in range(20)]
@@ -98,3 +107,19 @@ def test_size_mismatch_is_an_error():
     result, _ = result_with_two_instances()
     with pytest.raises(ValueError, match="160x120"):
         render_overlay(np.zeros((10, 10, 3), np.uint8), result)
+
+
+def test_instance_colours_match_the_browser_view():
+    import json
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    colors_js = Path(__file__).resolve().parents[1] / "frontend" / "src" / "colors.js"
+    if not shutil.which("node") or not colors_js.exists():
+        pytest.skip("node or frontend/src/colors.js not available")
+    script = f"import('{colors_js.as_uri()}').then(m => console.log(JSON.stringify([...Array(40).keys()].map(m.instanceColor))))"
+    out = subprocess.run(
+        ["node", "-e", script], capture_output=True, text=True, check=True, timeout=60
+    ).stdout
+    assert [list(instance_color(i)) for i in range(40)] == json.loads(out)
