@@ -1,0 +1,209 @@
+"""Pre- and post-processing around the network: molding images in, unmolding detections out.
+
+Molding follows matterport's ``utils.resize_image`` + ``mold_image``: scale so the short side reaches
+IMAGE_MIN_DIM without the long side passing IMAGE_MAX_DIM ("square" mode; see ``resize_image`` for the others),
+resize bilinearly exactly as scikit-image's ``resize(order=1, mode="constant", anti_aliasing=False)`` does
+(the reference's implementation; edges blend with black when enlarging), truncate back to the input dtype,
+zero-pad, then subtract MEAN_PIXEL.
+
+``image_meta`` is a float vector [12 + NUM_CLASSES]: image id, original shape (3), molded shape (3), window
+(y1, x1, y2, x2 pixels of the image inside the molded one), scale, active class ids (zeros at inference).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from backend.mrcnn.anchors import denormalize_boxes, normalize_boxes
+
+
+def as_rgb(image) -> np.ndarray:
+    """Any HxW, HxWx1, HxWx3 or HxWx4 array (uint8 or float in 0..255) -> HxWx3; alpha is dropped."""
+    array = np.asarray(image)
+    if array.dtype == bool:
+        array = array.astype(np.uint8) * 255
+    if not (np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)):
+        raise ValueError(f"image must hold numbers, got dtype {array.dtype}")
+    if array.ndim == 2:
+        array = array[:, :, None]
+    if array.ndim != 3 or array.shape[2] not in (1, 3, 4):
+        raise ValueError(f"image must be HxW, HxWx1, HxWx3 or HxWx4, got shape {array.shape}")
+    if array.shape[0] < 1 or array.shape[1] < 1:
+        raise ValueError(f"image has no pixels: shape {array.shape}")
+    if array.shape[2] == 1:
+        array = np.repeat(array, 3, axis=2)
+    elif array.shape[2] == 4:
+        array = array[:, :, :3]
+    return array
+
+
+def _linear_weights(in_size: int, out_size: int):
+    """Source indices and weights of 1-D linear resampling, scipy ``zoom(grid_mode=True)`` geometry.
+
+    Output pixel i samples input coordinate (i + 0.5) * in/out - 0.5; neighbours outside the input count as 0.
+    """
+    coords = (np.arange(out_size, dtype=np.float64) + 0.5) * (in_size / out_size) - 0.5
+    lo = np.floor(coords)
+    frac = coords - lo
+    lo = lo.astype(np.int64)
+    hi = lo + 1
+    w_lo = np.where((lo >= 0) & (lo < in_size), 1.0 - frac, 0.0)
+    w_hi = np.where((hi >= 0) & (hi < in_size), frac, 0.0)
+    return np.clip(lo, 0, in_size - 1), w_lo, np.clip(hi, 0, in_size - 1), w_hi
+
+
+def resize_bilinear(image: np.ndarray, out_h: int, out_w: int) -> np.ndarray:
+    """Bilinear resize of [H, W, ...] to [out_h, out_w, ...] in float64 (skimage order=1, constant 0 mode)."""
+    data = np.asarray(image, dtype=np.float64)
+    lo, w_lo, hi, w_hi = _linear_weights(data.shape[0], out_h)
+    shape = (-1,) + (1,) * (data.ndim - 1)
+    data = data[lo] * w_lo.reshape(shape) + data[hi] * w_hi.reshape(shape)
+    lo, w_lo, hi, w_hi = _linear_weights(data.shape[1], out_w)
+    shape = (1, -1) + (1,) * (data.ndim - 2)
+    return data[:, lo] * w_lo.reshape(shape) + data[:, hi] * w_hi.reshape(shape)
+
+
+@dataclass(frozen=True)
+class Molding:
+    """How one image was molded: ``window`` (y1, x1, y2, x2) pixels inside the molded image, and ``scale``."""
+
+    original_shape: tuple[int, int, int]
+    molded_shape: tuple[int, int, int]
+    window: tuple[int, int, int, int]
+    scale: float
+
+
+def resize_image(image, min_dim, max_dim, min_scale=0, mode="square", crop_offset=None):
+    """(resized-and-padded image in the input dtype, window, scale, padding, crop) like matterport's.
+
+    Modes: "none" (unchanged); "square" (scale up to min_dim / down to max_dim, pad to max_dim x max_dim);
+    "pad64" (scale up to min_dim, pad each side to a multiple of 64); "crop" (scale up to min_dim, then a
+    min_dim x min_dim crop at ``crop_offset`` (y, x); centred if None, where matterport picks it at random).
+    """
+    dtype = image.dtype
+    h, w = image.shape[:2]
+    window, scale, padding, crop = (0, 0, h, w), 1, [(0, 0), (0, 0), (0, 0)], None
+    if mode == "none":
+        return image, window, scale, padding, crop
+    if min_dim:
+        scale = max(1, min_dim / min(h, w))
+    if min_scale and scale < min_scale:
+        scale = min_scale
+    if max_dim and mode == "square":
+        image_max = max(h, w)
+        if round(image_max * scale) > max_dim:
+            scale = max_dim / image_max
+    if scale != 1:
+        image = resize_bilinear(image, round(h * scale), round(w * scale))
+    image = image.astype(dtype)
+    if mode == "square":
+        h, w = image.shape[:2]
+        top, left = (max_dim - h) // 2, (max_dim - w) // 2
+        padding = [(top, max_dim - h - top), (left, max_dim - w - left), (0, 0)]
+        image = np.pad(image, padding, mode="constant", constant_values=0)
+        window = (top, left, h + top, w + left)
+    elif mode == "pad64":
+        h, w = image.shape[:2]
+        if min_dim % 64:
+            raise ValueError(f"pad64 mode needs IMAGE_MIN_DIM to be a multiple of 64, got {min_dim}")
+        pads = []
+        for size in (h, w):
+            extra = (64 - size % 64) % 64
+            pads.append((extra // 2, extra - extra // 2))
+        padding = [pads[0], pads[1], (0, 0)]
+        image = np.pad(image, padding, mode="constant", constant_values=0)
+        window = (pads[0][0], pads[1][0], h + pads[0][0], w + pads[1][0])
+    elif mode == "crop":
+        h, w = image.shape[:2]
+        if crop_offset is None:
+            crop_offset = ((h - min_dim) // 2, (w - min_dim) // 2)
+        y, x = crop_offset
+        crop = (y, x, min_dim, min_dim)
+        image = image[y : y + min_dim, x : x + min_dim]
+        window = (0, 0, min_dim, min_dim)
+    else:
+        raise ValueError(f"unknown IMAGE_RESIZE_MODE {mode!r}; use none, square, pad64 or crop")
+    return image, window, scale, padding, crop
+
+
+def compose_image_meta(image_id, original_shape, molded_shape, window, scale, active_class_ids) -> np.ndarray:
+    return np.array(
+        [image_id, *original_shape, *molded_shape, *window, scale, *active_class_ids], dtype=np.float64
+    )
+
+
+def parse_image_meta(meta) -> dict[str, np.ndarray]:
+    """The fields of image_meta rows [..., 12 + NUM_CLASSES]."""
+    meta = np.asarray(meta)
+    return {
+        "image_id": meta[..., 0].astype(np.int32),
+        "original_image_shape": meta[..., 1:4].astype(np.int32),
+        "image_shape": meta[..., 4:7].astype(np.int32),
+        "window": meta[..., 7:11].astype(np.int32),
+        "scale": meta[..., 11].astype(np.float32),
+        "active_class_ids": meta[..., 12:].astype(np.int32),
+    }
+
+
+def mold_image(image, config):
+    """(molded float32 [H', W', 3] minus MEAN_PIXEL, image_meta float64 [12 + NUM_CLASSES], Molding)."""
+    rgb = as_rgb(image)
+    resized, window, scale, _, _ = resize_image(
+        rgb,
+        min_dim=config.IMAGE_MIN_DIM,
+        max_dim=config.IMAGE_MAX_DIM,
+        min_scale=config.IMAGE_MIN_SCALE,
+        mode=config.IMAGE_RESIZE_MODE,
+    )
+    molded = (resized.astype(np.float32) - np.asarray(config.MEAN_PIXEL, dtype=np.float64)).astype(np.float32)
+    meta = compose_image_meta(0, rgb.shape, molded.shape, window, scale, np.zeros(config.NUM_CLASSES))
+    return molded, meta, Molding(tuple(rgb.shape), tuple(molded.shape), tuple(int(v) for v in window), scale)
+
+
+def unmold_mask(mask, box, image_hw) -> np.ndarray:
+    """A [h, w] float mask of a box (y1, x1, y2, x2 pixels) -> bool [H, W] full-image mask at threshold 0.5."""
+    y1, x1, y2, x2 = (int(v) for v in box)
+    full = np.zeros(image_hw, dtype=bool)
+    if y2 <= y1 or x2 <= x1:
+        return full
+    resized = resize_bilinear(np.asarray(mask, dtype=np.float32), y2 - y1, x2 - x1).astype(np.float32) >= 0.5
+    # the box may reach past the image (matterport slices, which silently clips); keep only the inside part
+    h, w = image_hw
+    oy1, ox1 = max(y1, 0), max(x1, 0)
+    oy2, ox2 = min(y2, h), min(x2, w)
+    if oy2 > oy1 and ox2 > ox1:
+        full[oy1:oy2, ox1:ox2] = resized[oy1 - y1 : oy2 - y1, ox1 - x1 : ox2 - x1]
+    return full
+
+
+def unmold_detections(detections, mrcnn_mask, original_shape, molded_shape, window) -> dict[str, np.ndarray]:
+    """matterport's result dict for one image from the network's rows.
+
+    detections [D, 6] (normalised y1, x1, y2, x2, class_id, score; zero rows pad), mrcnn_mask [D, h, w, K],
+    window (y1, x1, y2, x2) pixels in the molded image. Returns rois int32 [N, 4] (original-image pixels,
+    y2/x2 exclusive), class_ids int32 [N], scores float32 [N], masks bool [H, W, N]; boxes that come out
+    empty are dropped, as matterport does.
+    """
+    detections = np.asarray(detections)
+    zero = np.where(detections[:, 4] == 0)[0]
+    n = int(zero[0]) if zero.size else detections.shape[0]
+    boxes = detections[:n, :4]
+    class_ids = detections[:n, 4].astype(np.int32)
+    scores = detections[:n, 5].astype(np.float32)
+    masks = np.asarray(mrcnn_mask)[np.arange(n), :, :, class_ids]
+
+    wy1, wx1, wy2, wx2 = normalize_boxes(np.asarray(window, dtype=np.float64), molded_shape[:2])
+    shift = np.array([wy1, wx1, wy1, wx1])
+    scale = np.array([wy2 - wy1, wx2 - wx1, wy2 - wy1, wx2 - wx1])
+    rois = denormalize_boxes((boxes - shift) / scale, original_shape[:2])
+
+    nonempty = (rois[:, 2] - rois[:, 0]) * (rois[:, 3] - rois[:, 1]) > 0
+    rois, class_ids, scores, masks = rois[nonempty], class_ids[nonempty], scores[nonempty], masks[nonempty]
+    hw = tuple(int(v) for v in original_shape[:2])
+    if len(rois):
+        full = np.stack([unmold_mask(m, box, hw) for m, box in zip(masks, rois, strict=True)], axis=-1)
+    else:
+        full = np.zeros((*hw, 0), dtype=bool)
+    return {"rois": rois.astype(np.int32), "class_ids": class_ids, "scores": scores, "masks": full}
