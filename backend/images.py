@@ -83,6 +83,19 @@ def _format_pixels(n: int) -> str:
     return f"{n / 1e6:.1f} megapixels".replace(".0 megapixels", " megapixels")
 
 
+def check_byte_size(size: int, limits: ImageLimits) -> None:
+    """Raise ImageRejected (``empty`` or ``too_large``) for an encoded size of ``size`` bytes."""
+    if size == 0:
+        raise ImageRejected(
+            "empty", f"The file is empty (0 bytes); expected a {ACCEPTED_FORMATS_TEXT} image."
+        )
+    if size > limits.max_bytes:
+        raise ImageRejected(
+            "too_large",
+            f"The file is {_format_bytes(size)}, over the limit of {_format_bytes(limits.max_bytes)} per image.",
+        )
+
+
 def _read(source: bytes | str | Path, limits: ImageLimits) -> bytes:
     if isinstance(source, (bytes, bytearray, memoryview)):
         data = bytes(source)
@@ -94,15 +107,7 @@ def _read(source: bytes | str | Path, limits: ImageLimits) -> bytes:
         except FileNotFoundError:
             raise FileNotFoundError(f"image file not found: {path}") from None
         data = b""
-    if size == 0:
-        raise ImageRejected(
-            "empty", "The file is empty (0 bytes); expected a JPEG, PNG, WebP, BMP, TIFF or GIF image."
-        )
-    if size > limits.max_bytes:
-        raise ImageRejected(
-            "too_large",
-            f"The file is {_format_bytes(size)}, over the limit of {_format_bytes(limits.max_bytes)} per image.",
-        )
+    check_byte_size(size, limits)
     if not data:
         data = Path(source).read_bytes()
     return data

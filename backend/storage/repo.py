@@ -1,0 +1,168 @@
+"""Queries and state changes on jobs and share links, shared by the web and the queue.
+
+Every state change is a conditional UPDATE (``... WHERE state = 'queued'``) so that the web cancelling a job
+and a worker starting it cannot both win: the caller learns from the return value which one did.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import String, and_, cast, or_, select, update
+from sqlalchemy.orm import Session
+
+from .models import CANCELLED, QUEUED, RUNNING, Job, ShareLink, utcnow
+
+GALLERY_DEFAULT_LIMIT = 24
+GALLERY_MAX_LIMIT = 100
+
+
+# --- ownership ------------------------------------------------------------------------------------------------
+
+
+def owned_job(session: Session, job_id: str, user_id: str | None) -> Job | None:
+    """The job ``job_id`` if ``user_id`` owns it, else None (also for someone else's job: no leak)."""
+    if not user_id:
+        return None
+    job = session.get(Job, job_id)
+    return job if job is not None and job.user_id == user_id else None
+
+
+# --- cancelling ---------------------------------------------------------------------------------------------------
+
+
+def cancel_job(session: Session, job_id: str) -> str:
+    """Cancel the job: a queued job becomes ``cancelled`` at once; a running one gets ``cancel_requested``
+    (the worker stops at the next stage boundary). Returns ``"cancelled"``, ``"requested"`` or
+    ``"finished"`` (nothing to cancel). Flushes; the caller commits."""
+    now = utcnow()
+    done = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.state == QUEUED)
+        .values(
+            state=CANCELLED,
+            stage=None,
+            cancel_requested=True,
+            finished_at=now,
+            error_code="cancelled",
+            error="Cancelled by its owner.",
+        )
+        .execution_options(synchronize_session=False)
+    )
+    if done.rowcount:
+        _refresh(session, job_id)
+        return "cancelled"
+    requested = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.state == RUNNING)
+        .values(cancel_requested=True)
+        .execution_options(synchronize_session=False)
+    )
+    _refresh(session, job_id)
+    return "requested" if requested.rowcount else "finished"
+
+
+def _refresh(session: Session, job_id: str) -> None:
+    job = session.get(Job, job_id)
+    if job is not None:
+        session.refresh(job)
+
+
+# --- the gallery -----------------------------------------------------------------------------------------------
+
+
+class BadCursor(ValueError):
+    pass
+
+
+def encode_cursor(job: Job) -> str:
+    raw = json.dumps([job.created_at.isoformat(), job.id]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        created, job_id = json.loads(raw)
+        return datetime.fromisoformat(created), str(job_id)
+    except (binascii.Error, ValueError, TypeError) as exc:
+        raise BadCursor(f"not a cursor from this API: {cursor[:40]!r}") from exc
+
+
+def class_filter(class_name: str):
+    """Jobs whose ``classes`` JSON list contains ``class_name`` exactly (portable: SQLite and PostgreSQL).
+
+    Matches the JSON-encoded name, quotes included, inside the stored list's text; LIKE wildcards escaped.
+    """
+    needle = json.dumps(class_name)
+    escaped = needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return cast(Job.classes, String).like(f"%{escaped}%", escape="\\")
+
+
+@dataclass
+class GalleryPage:
+    jobs: list[Job]
+    next_cursor: str | None
+
+
+def gallery_page(
+    session: Session,
+    user_id: str,
+    *,
+    cursor: str | None = None,
+    limit: int = GALLERY_DEFAULT_LIMIT,
+    class_name: str | None = None,
+) -> GalleryPage:
+    """The user's jobs, newest first, ``limit`` at a time, after ``cursor`` (from the previous page).
+
+    Raises BadCursor for a cursor this function did not make. The cursor is (created_at, id), so pages stay
+    stable while new jobs arrive.
+    """
+    query = select(Job).where(Job.user_id == user_id)
+    if class_name:
+        query = query.where(class_filter(class_name))
+    if cursor:
+        created, job_id = decode_cursor(cursor)
+        query = query.where(or_(Job.created_at < created, and_(Job.created_at == created, Job.id < job_id)))
+    query = query.order_by(Job.created_at.desc(), Job.id.desc()).limit(limit + 1)
+    jobs = list(session.scalars(query))
+    more = len(jobs) > limit
+    jobs = jobs[:limit]
+    return GalleryPage(jobs, encode_cursor(jobs[-1]) if more and jobs else None)
+
+
+# --- share links -----------------------------------------------------------------------------------------------
+
+
+def create_share_link(session: Session, job: Job) -> ShareLink:
+    """A new link for ``job`` with a 256-bit token. Flushes."""
+    link = ShareLink(token=secrets.token_urlsafe(32), job_id=job.id)
+    session.add(link)
+    session.flush()
+    return link
+
+
+def revoke_share_links(session: Session, job_id: str) -> int:
+    """Revoke every live link of the job; returns how many."""
+    result = session.execute(
+        update(ShareLink)
+        .where(ShareLink.job_id == job_id, ShareLink.revoked_at.is_(None))
+        .values(revoked_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount
+
+
+def shared_job(session: Session, token: str) -> Job | None:
+    """The job behind a live share token, or None (unknown or revoked)."""
+    if not token or len(token) > 64:
+        return None
+    link = session.get(ShareLink, token)
+    if link is None or link.revoked_at is not None:
+        return None
+    return session.get(Job, link.job_id)

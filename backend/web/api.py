@@ -1,0 +1,297 @@
+"""The HTTP API under ``/api``: validate, translate to storage calls, answer JSON. Described in ``openapi.py``.
+
+Access rules: a job is visible only to its owner (anyone else gets the same 404 as for a job that does not
+exist); a share token gives read-only access to one job; cookie-authenticated POST/DELETE need the CSRF
+header (``identity.check_csrf``), bearer-token requests do not.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, jsonify, request, send_file
+
+from backend import __version__
+from backend.images import ACCEPTED_FORMATS_TEXT, ImageLimits
+from backend.storage import repo
+from backend.storage.files import check_job_id
+from backend.storage.models import DONE, FINISHED_STATES, Job
+from backend.storage.queue_order import queue_positions
+
+from .app import get_db, services
+from .errors import ApiError, not_found
+from .identity import check_csrf, csrf_token, new_api_token, require_user, resolve_caller, secret
+from .openapi import openapi_document
+from .uploads import UploadedFile, UploadRejected, ingest
+
+bp = Blueprint("api", __name__, url_prefix="/api")
+
+
+@bp.before_request
+def _identify_and_check_csrf():
+    check_csrf(get_db())
+
+
+def _position(job: Job) -> int | None:
+    return queue_positions(get_db()).get(job.id) if job.state == "queued" else None
+
+
+def _job_json(job: Job, urls_base: str | None = None) -> dict:
+    return job.as_dict(_position(job), urls_base=urls_base)
+
+
+def _own_job(job_id: str) -> Job:
+    try:
+        check_job_id(job_id)
+    except ValueError:
+        raise not_found() from None
+    db = get_db()
+    job = repo.owned_job(db, job_id, resolve_caller(db).user_id)
+    if job is None:
+        raise not_found()
+    return job
+
+
+def _shared(token: str) -> Job:
+    job = repo.shared_job(get_db(), token)
+    if job is None:
+        raise ApiError(404, "not_found", "This share link does not exist or was revoked.")
+    return job
+
+
+# --- identity, status ---------------------------------------------------------------------------------------
+
+
+def status_json() -> dict:
+    settings = services().settings
+    return {
+        "version": __version__,
+        "weights_missing": settings.weights_missing,
+        "limits": {
+            "max_file_bytes": settings.max_file_bytes,
+            "max_request_bytes": settings.max_request_bytes,
+            "max_pixels": settings.max_pixels,
+            "formats": ACCEPTED_FORMATS_TEXT,
+        },
+    }
+
+
+@bp.get("/session")
+def get_session():
+    user_id = require_user(get_db())
+    return jsonify({"user_id": user_id, "csrf_token": csrf_token(secret(), user_id), **status_json()})
+
+
+@bp.get("/status")
+def get_status():
+    return jsonify(status_json())
+
+
+@bp.post("/tokens")
+def create_token():
+    db = get_db()
+    user_id = require_user(db)  # no credentials at all: a new user for the script
+    token = new_api_token(db, user_id)
+    db.commit()
+    return jsonify({"token": token, "user_id": user_id}), 201
+
+
+@bp.get("/openapi.json")
+def get_openapi():
+    return jsonify(openapi_document())
+
+
+# --- jobs ------------------------------------------------------------------------------------------------------
+
+
+@bp.post("/jobs")
+def create_jobs():
+    db = get_db()
+    user_id = require_user(db, create=False)
+    db.commit()  # the users row, before the upload's own transaction
+    svc = services()
+    limits = ImageLimits(max_bytes=svc.settings.max_file_bytes, max_pixels=svc.settings.max_pixels)
+    files = [UploadedFile(f.filename, f.stream) for f in request.files.getlist("image")]
+    try:
+        jobs = ingest(db, svc.data, user_id, files, limits)
+    except UploadRejected as exc:
+        if svc.metrics:
+            svc.metrics.upload_rejected(exc.code)
+        extra = {"filename": exc.filename, "index": exc.index} if exc.filename is not None else {}
+        raise ApiError(exc.status, exc.code, exc.message, **extra) from None
+    if svc.metrics:
+        svc.metrics.uploaded(len(jobs))
+    svc.enqueue([job.id for job in jobs])
+    positions = queue_positions(db)
+    for job in jobs:
+        db.refresh(job)
+    return jsonify({"jobs": [job.as_dict(positions.get(job.id)) for job in jobs]}), 202
+
+
+def _limit_arg() -> int:
+    raw = request.args.get("limit", str(repo.GALLERY_DEFAULT_LIMIT))
+    try:
+        limit = int(raw)
+    except ValueError:
+        raise ApiError(
+            400, "bad_limit", f"limit must be an integer from 1 to {repo.GALLERY_MAX_LIMIT}."
+        ) from None
+    if not 1 <= limit <= repo.GALLERY_MAX_LIMIT:
+        raise ApiError(400, "bad_limit", f"limit must be from 1 to {repo.GALLERY_MAX_LIMIT}, got {limit}.")
+    return limit
+
+
+@bp.get("/jobs")
+def list_jobs():
+    db = get_db()
+    user_id = require_user(db)
+    try:
+        page = repo.gallery_page(
+            db,
+            user_id,
+            cursor=request.args.get("cursor") or None,
+            limit=_limit_arg(),
+            class_name=request.args.get("class") or None,
+        )
+    except repo.BadCursor as exc:
+        raise ApiError(400, "bad_cursor", f"{exc}; pass next_cursor from the previous page.") from None
+    positions = queue_positions(db)
+    return jsonify(
+        {"jobs": [job.as_dict(positions.get(job.id)) for job in page.jobs], "next_cursor": page.next_cursor}
+    )
+
+
+@bp.get("/jobs/<job_id>")
+def get_job(job_id: str):
+    return jsonify(_job_json(_own_job(job_id)))
+
+
+def _result_of(job: Job) -> dict:
+    if job.state != DONE:
+        raise ApiError(
+            409,
+            "not_ready",
+            f"The job is {job.state}; its result exists once it is done.",
+            state=job.state,
+        )
+    result = services().data.load_result(job.id)
+    if result is None:
+        raise ApiError(
+            404, "result_missing", "The job is done but its result file is missing from the data directory."
+        )
+    return result
+
+
+@bp.get("/jobs/<job_id>/result")
+def get_result(job_id: str):
+    return jsonify(_result_of(_own_job(job_id)))
+
+
+def _send(job: Job, kind: str):
+    data = services().data
+    if kind == "overlay" and job.state != DONE:
+        raise ApiError(
+            409, "not_ready", f"The job is {job.state}; its overlay exists once it is done.", state=job.state
+        )
+    path = {"image": data.original, "thumbnail": data.thumbnail, "overlay": data.overlay}[kind](job.id)
+    if not path.is_file():
+        raise ApiError(404, "file_missing", f"The job's {kind} file is missing from the data directory.")
+    mimetype = "image/jpeg" if kind == "thumbnail" else "image/png"
+    response = send_file(path, mimetype=mimetype, conditional=True, max_age=3600)
+    response.headers["Cache-Control"] = "private, max-age=3600"
+    return response
+
+
+@bp.get("/jobs/<job_id>/image")
+def get_image(job_id: str):
+    return _send(_own_job(job_id), "image")
+
+
+@bp.get("/jobs/<job_id>/thumbnail")
+def get_thumbnail(job_id: str):
+    return _send(_own_job(job_id), "thumbnail")
+
+
+@bp.get("/jobs/<job_id>/overlay")
+def get_overlay(job_id: str):
+    return _send(_own_job(job_id), "overlay")
+
+
+@bp.post("/jobs/<job_id>/cancel")
+def cancel_job(job_id: str):
+    job = _own_job(job_id)
+    db = get_db()
+    outcome = repo.cancel_job(db, job.id)
+    if outcome == "finished":
+        db.rollback()
+        raise ApiError(
+            409,
+            "already_finished",
+            f"The job is already {job.state}; there is nothing to cancel.",
+            state=job.state,
+        )
+    db.commit()
+    services().request_cancel(job)
+    return jsonify(_job_json(job)), 200 if outcome == "cancelled" else 202
+
+
+@bp.delete("/jobs/<job_id>")
+def delete_job(job_id: str):
+    job = _own_job(job_id)
+    db = get_db()
+    if job.state not in FINISHED_STATES:
+        repo.cancel_job(db, job.id)
+        db.commit()
+        services().request_cancel(job)
+    db.delete(job)
+    db.commit()
+    services().data.remove_job(job.id)
+    return "", 204
+
+
+# --- sharing ---------------------------------------------------------------------------------------------------
+
+
+@bp.post("/jobs/<job_id>/share")
+def share_job(job_id: str):
+    job = _own_job(job_id)
+    db = get_db()
+    link = repo.create_share_link(db, job)
+    db.commit()
+    return jsonify(
+        {"token": link.token, "url": f"/s/{link.token}", "api_url": f"/api/shared/{link.token}"}
+    ), 201
+
+
+@bp.delete("/jobs/<job_id>/share")
+def unshare_job(job_id: str):
+    job = _own_job(job_id)
+    db = get_db()
+    revoked = repo.revoke_share_links(db, job.id)
+    db.commit()
+    return jsonify({"revoked": revoked})
+
+
+@bp.get("/shared/<token>")
+def get_shared(token: str):
+    job = _shared(token)
+    result = services().data.load_result(job.id) if job.state == DONE else None
+    return jsonify({"job": _job_json(job, urls_base=f"/api/shared/{token}"), "result": result})
+
+
+@bp.get("/shared/<token>/image")
+def get_shared_image(token: str):
+    return _send(_shared(token), "image")
+
+
+@bp.get("/shared/<token>/thumbnail")
+def get_shared_thumbnail(token: str):
+    return _send(_shared(token), "thumbnail")
+
+
+@bp.get("/shared/<token>/overlay")
+def get_shared_overlay(token: str):
+    return _send(_shared(token), "overlay")
+
+
+@bp.get("/shared/<token>/result")
+def get_shared_result(token: str):
+    return jsonify(_result_of(_shared(token)))

@@ -1,0 +1,87 @@
+"""JSON errors for every failure under ``/api`` (and the health endpoints).
+
+Shape: ``{"error": {"status": 404, "code": "not_found", "message": "...", ...extra}}``. ``code`` is a
+machine word a client can switch on; ``message`` is one sentence for a person that says what happened and,
+where there is one, the limit or what to do instead.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask, jsonify, request
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+
+# Werkzeug's status -> our default code.
+DEFAULT_CODES = {
+    400: "bad_request",
+    401: "unauthenticated",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "too_large",
+    415: "unsupported_format",
+    429: "rate_limited",
+    500: "internal_error",
+    503: "unavailable",
+}
+
+
+class ApiError(Exception):
+    """Raise inside a request to answer with a JSON error. ``extra`` keys are added to the error object."""
+
+    def __init__(self, status: int, code: str, message: str, **extra: Any):
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.extra = extra
+
+    def to_response(self):
+        body = {"status": self.status, "code": self.code, "message": self.message, **self.extra}
+        response = jsonify({"error": body})
+        response.status_code = self.status
+        return response
+
+
+def not_found(what: str = "job") -> ApiError:
+    return ApiError(404, "not_found", f"No such {what}, or it is not yours to see.")
+
+
+def _format_mb(n: int) -> str:
+    return f"{n / (1024 * 1024):g} MB"
+
+
+def register_error_handlers(app: Flask) -> None:
+    @app.errorhandler(ApiError)
+    def _api_error(exc: ApiError):
+        return exc.to_response()
+
+    @app.errorhandler(RequestEntityTooLarge)
+    def _too_large(exc: RequestEntityTooLarge):
+        limit = app.config.get("MAX_CONTENT_LENGTH")
+        sent = request.content_length
+        sent_text = f"The request is {_format_mb(sent)}" if sent else "The request is"
+        return ApiError(
+            413,
+            "request_too_large",
+            f"{sent_text} over the limit of {_format_mb(limit)} per upload request; send fewer or smaller images.",
+            limit_bytes=limit,
+        ).to_response()
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException):
+        status = exc.code or 500
+        code = DEFAULT_CODES.get(status, "error")
+        message = exc.description or exc.name
+        if status == 429:
+            message = f"Too many requests: the limit is {exc.description}. Wait a moment and try again."
+        return ApiError(status, code, message).to_response()
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception):
+        app.logger.exception("unhandled error on %s %s", request.method, request.path)
+        return ApiError(
+            500, "internal_error", "The server failed to handle this request; it has been logged."
+        ).to_response()

@@ -1,0 +1,177 @@
+"""Who is calling: an anonymous visitor (signed cookie), a script (bearer token) or nobody yet.
+
+- Cookie ``maskweb_id``: the user id signed with the app's secret (itsdangerous), HttpOnly, SameSite=Lax,
+  one year. Issued on the first request that needs an identity; a cookie with a bad signature is ignored
+  (the caller becomes a new visitor).
+- ``Authorization: Bearer <token>``: a token from ``POST /api/tokens``; only its SHA-256 is stored. A bearer
+  header that does not match a token is a 401, never a silent fallback to the cookie.
+- CSRF: a cookie-authenticated POST/PUT/PATCH/DELETE must send ``X-CSRF-Token`` equal to
+  ``csrf_token(user_id)``, an HMAC of the user id under the secret (no storage). Bearer requests need none.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+
+from flask import Flask, Response, current_app, g, request
+from itsdangerous import BadSignature, URLSafeSerializer
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from backend.storage.models import ApiToken, User, new_id, utcnow
+
+from .errors import ApiError
+
+COOKIE_NAME = "maskweb_id"
+COOKIE_MAX_AGE = timedelta(days=365)
+CSRF_HEADER = "X-CSRF-Token"
+STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+@dataclass(frozen=True)
+class Caller:
+    """``user_id`` None: nobody identified yet. ``via``: ``cookie`` | ``bearer`` | ``new`` (cookie to be set)."""
+
+    user_id: str | None
+    via: str | None
+
+
+def _serializer(secret: str) -> URLSafeSerializer:
+    return URLSafeSerializer(secret, salt="maskweb-identity")
+
+
+def sign_user_id(secret: str, user_id: str) -> str:
+    return _serializer(secret).dumps(user_id)
+
+
+def unsign_user_id(secret: str, value: str | None) -> str | None:
+    """The user id in a cookie value, or None when missing or tampered with."""
+    if not value:
+        return None
+    try:
+        user_id = _serializer(secret).loads(value)
+    except BadSignature:
+        return None
+    return user_id if isinstance(user_id, str) and len(user_id) == 32 else None
+
+
+def csrf_token(secret: str, user_id: str) -> str:
+    """The CSRF token for ``user_id``: HMAC-SHA256 of it under the secret (hex)."""
+    return hmac.new(secret.encode(), f"csrf:{user_id}".encode(), hashlib.sha256).hexdigest()
+
+
+def token_digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def new_api_token(session: Session, user_id: str) -> str:
+    """Create and store (as SHA-256) a new bearer token for ``user_id``; returns the token, shown only once."""
+    token = "mw_" + secrets.token_urlsafe(32)
+    session.add(ApiToken(user_id=user_id, token_sha256=token_digest(token)))
+    return token
+
+
+def user_for_token(session: Session, token: str) -> str | None:
+    """The user id owning ``token`` (and marks it used), or None."""
+    row = session.scalar(select(ApiToken).where(ApiToken.token_sha256 == token_digest(token)))
+    if row is None:
+        return None
+    row.last_used_at = utcnow()
+    return row.user_id
+
+
+def ensure_user(session: Session, user_id: str) -> None:
+    """Insert the users row for ``user_id`` if it is not there (first upload, or a database reset)."""
+    if session.get(User, user_id) is None:
+        session.add(User(id=user_id))
+        session.flush()
+
+
+def bearer_token() -> str | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "bearer":
+        return None
+    return value.strip() or ""
+
+
+def secret() -> str:
+    return current_app.config["SECRET_KEY"]
+
+
+def resolve_caller(session: Session) -> Caller:
+    """Identify the current request (cached on ``g``). Raises ApiError 401 for an unknown bearer token."""
+    if "caller" in g:
+        return g.caller
+    token = bearer_token()
+    if token is not None:
+        user_id = user_for_token(session, token) if token else None
+        if user_id is None:
+            raise ApiError(
+                401,
+                "invalid_token",
+                "The bearer token is not valid (revoked or mistyped); create a new one with POST /api/tokens.",
+            )
+        g.caller = Caller(user_id, "bearer")
+    else:
+        user_id = unsign_user_id(secret(), request.cookies.get(COOKIE_NAME))
+        g.caller = Caller(user_id, "cookie" if user_id else None)
+    return g.caller
+
+
+def require_user(session: Session, create: bool = True) -> str:
+    """The caller's user id, creating an anonymous identity (and its cookie) when ``create`` and there is
+    none. Without ``create``, an unidentified caller is a 401."""
+    caller = resolve_caller(session)
+    if caller.user_id is None:
+        if not create:
+            raise ApiError(
+                401,
+                "unauthenticated",
+                "No identity: open GET /api/session first (browsers) or send 'Authorization: Bearer <token>' "
+                "(scripts; POST /api/tokens creates one).",
+            )
+        caller = g.caller = Caller(new_id(), "new")
+    ensure_user(session, caller.user_id)
+    return caller.user_id
+
+
+def check_csrf(session: Session) -> None:
+    """For state-changing requests identified by the cookie, require the matching ``X-CSRF-Token``."""
+    if request.method not in STATE_CHANGING:
+        return
+    caller = resolve_caller(session)
+    if caller.via != "cookie":
+        return
+    sent = request.headers.get(CSRF_HEADER, "")
+    if not sent or not hmac.compare_digest(sent, csrf_token(secret(), caller.user_id)):
+        raise ApiError(
+            403,
+            "csrf_failed",
+            f"Missing or wrong {CSRF_HEADER} header: send the csrf_token from GET /api/session with every "
+            "POST and DELETE made with the session cookie.",
+        )
+
+
+def set_identity_cookie(response: Response) -> Response:
+    """After a request that created an identity, send its signed cookie."""
+    caller = g.get("caller")
+    if caller is not None and caller.via == "new":
+        response.set_cookie(
+            COOKIE_NAME,
+            sign_user_id(secret(), caller.user_id),
+            max_age=int(COOKIE_MAX_AGE.total_seconds()),
+            httponly=True,
+            samesite="Lax",
+            secure=current_app.config.get("SESSION_COOKIE_SECURE", False),
+            path="/",
+        )
+    return response
+
+
+def init_identity(app: Flask) -> None:
+    app.after_request(set_identity_cookie)

@@ -1,0 +1,124 @@
+"""Prometheus ``/metrics`` of the web process.
+
+- ``maskweb_jobs{state}``: jobs per state, read from the database at scrape time (a custom collector, so
+  every web process reports the same truth);
+- ``maskweb_queue_waiting`` / ``maskweb_queue_dispatched``: queued jobs held in the database vs. handed to Celery;
+- ``maskweb_job_stage_seconds{stage}``: a summary (count, sum) of the per-stage timings of the last
+  ``RECENT_JOBS`` finished jobs (from ``Job.timings``, which the worker records);
+- ``maskweb_uploads_total``, ``maskweb_upload_rejections_total{code}``,
+  ``maskweb_http_requests_total{method,endpoint,status}``: counters of this process.
+
+When ``PROMETHEUS_MULTIPROC_DIR`` is set (workers on the same host writing multiprocess metrics), those are
+included too.
+"""
+
+from __future__ import annotations
+
+import os
+
+from flask import Flask, Response, request
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
+from prometheus_client.core import GaugeMetricFamily, SummaryMetricFamily
+from sqlalchemy import func, select
+
+from backend.storage.db import session_scope
+from backend.storage.models import DONE, QUEUED, STATES, Job
+
+RECENT_JOBS = 500
+
+
+class DatabaseCollector:
+    """Reads job counts and recent stage timings from the database at each scrape."""
+
+    def __init__(self, engine):
+        self.engine = engine
+
+    def collect(self):
+        jobs = GaugeMetricFamily("maskweb_jobs", "Jobs per state (from the database)", labels=["state"])
+        waiting = GaugeMetricFamily(
+            "maskweb_queue_waiting", "Queued jobs held in the database, not yet in Celery"
+        )
+        dispatched = GaugeMetricFamily(
+            "maskweb_queue_dispatched", "Queued jobs handed to Celery, not yet started"
+        )
+        stages = SummaryMetricFamily(
+            "maskweb_job_stage_seconds",
+            f"Seconds per stage over the last {RECENT_JOBS} finished jobs",
+            labels=["stage"],
+        )
+        try:
+            with session_scope(self.engine) as db:
+                counts = dict(db.execute(select(Job.state, func.count()).group_by(Job.state)).all())
+                held = (
+                    db.scalar(select(func.count()).where(Job.state == QUEUED, Job.dispatched_at.is_(None)))
+                    or 0
+                )
+                timings = db.scalars(
+                    select(Job.timings)
+                    .where(Job.state == DONE, Job.timings.is_not(None))
+                    .order_by(Job.finished_at.desc())
+                    .limit(RECENT_JOBS)
+                ).all()
+        except Exception:
+            return  # /readyz reports the database; a scrape must not fail because of it
+        for state in STATES:
+            jobs.add_metric([state], counts.get(state, 0))
+        waiting.add_metric([], held)
+        dispatched.add_metric([], counts.get(QUEUED, 0) - held)
+        per_stage: dict[str, list[float]] = {}
+        for row in timings:
+            for stage, seconds in (row or {}).items():
+                if isinstance(seconds, (int, float)):
+                    per_stage.setdefault(stage, []).append(float(seconds))
+        for stage, values in sorted(per_stage.items()):
+            stages.add_metric([stage], count_value=len(values), sum_value=sum(values))
+        yield from (jobs, waiting, dispatched, stages)
+
+
+class WebMetrics:
+    def __init__(self, engine):
+        self.registry = CollectorRegistry()
+        self.registry.register(DatabaseCollector(engine))
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            from prometheus_client import multiprocess
+
+            multiprocess.MultiProcessCollector(self.registry)
+        self.uploads = Counter(
+            "maskweb_uploads_total", "Images accepted by POST /api/jobs", registry=self.registry
+        )
+        self.rejections = Counter(
+            "maskweb_upload_rejections_total",
+            "Upload requests refused, by error code",
+            ["code"],
+            registry=self.registry,
+        )
+        self.requests = Counter(
+            "maskweb_http_requests_total",
+            "HTTP requests by method, endpoint and status",
+            ["method", "endpoint", "status"],
+            registry=self.registry,
+        )
+
+    def uploaded(self, count: int) -> None:
+        self.uploads.inc(count)
+
+    def upload_rejected(self, code: str) -> None:
+        self.rejections.labels(code).inc()
+
+
+def init_metrics(app: Flask) -> WebMetrics:
+    svc = app.extensions["maskweb"]
+    metrics = svc.metrics = WebMetrics(svc.engine)
+
+    @app.after_request
+    def _count(response):
+        metrics.requests.labels(
+            request.method, request.endpoint or "unknown", str(response.status_code)
+        ).inc()
+        return response
+
+    @app.get("/metrics")
+    def metrics_view():
+        return Response(generate_latest(metrics.registry), mimetype=CONTENT_TYPE_LATEST)
+
+    return metrics

@@ -1,0 +1,144 @@
+"""Socket.IO: live ``job`` events per job room.
+
+Protocol (docs/ARCHITECTURE.md):
+
+- connect, identified by the ``maskweb_id`` cookie, or ``auth={"token": API_TOKEN}``, or
+  ``auth={"share_token": T}`` (an invalid token or share token in ``auth`` refuses the connection);
+- emit ``subscribe`` with ``{"job_id": id}`` or ``{"share_token": T}``; the acknowledgement is
+  ``{"ok": true, "job": <GET /api/jobs/{id} JSON>}`` read from the database (the source of truth), or
+  ``{"ok": false, "error": {"code", "message"}}`` when the caller may not see that job;
+- the server then pushes ``job`` events (the same JSON) to room ``job:<id>``: the worker publishes them
+  through the Redis message queue (``backend.jobs.events``);
+- emit ``unsubscribe`` with the same payload to leave the room.
+
+``socketio`` is created with ``message_queue=settings.redis_url`` (when set) and ``async_mode="threading"``;
+under gunicorn the web runs one worker process with threads (simple-websocket gives real WebSockets).
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+from flask import Flask, request
+from flask_socketio import SocketIO, join_room, leave_room
+
+from backend.storage import repo
+from backend.storage.db import session_scope
+from backend.storage.files import check_job_id
+from backend.storage.queue_order import queue_positions
+
+from .identity import COOKIE_NAME, unsign_user_id, user_for_token
+
+socketio = SocketIO()
+_callers_lock = threading.Lock()
+
+
+def room_for(job_id: str) -> str:
+    return f"job:{job_id}"
+
+
+@dataclass(frozen=True)
+class SocketCaller:
+    user_id: str | None
+
+
+def _services():
+    from flask import current_app
+
+    return current_app.extensions["maskweb"]
+
+
+def _error(code: str, message: str) -> dict:
+    return {"ok": False, "error": {"code": code, "message": message}}
+
+
+@socketio.on("connect")
+def on_connect(auth=None):
+    svc = _services()
+    from flask import current_app
+
+    auth = auth if isinstance(auth, dict) else {}
+    user_id = None
+    with session_scope(svc.engine) as db:
+        if auth.get("token"):
+            user_id = user_for_token(db, str(auth["token"]))
+            if user_id is None:
+                raise ConnectionRefusedError(
+                    {"code": "invalid_token", "message": "The API token is not valid."}
+                )
+        elif auth.get("share_token") and repo.shared_job(db, str(auth["share_token"])) is None:
+            raise ConnectionRefusedError(
+                {"code": "not_found", "message": "This share link does not exist or was revoked."}
+            )
+        else:
+            user_id = unsign_user_id(current_app.config["SECRET_KEY"], request.cookies.get(COOKIE_NAME))
+    with _callers_lock:
+        svc.socket_callers[request.sid] = SocketCaller(user_id)
+
+
+@socketio.on("disconnect")
+def on_disconnect(*_args):
+    svc = _services()
+    with _callers_lock:
+        svc.socket_callers.pop(request.sid, None)
+
+
+def _resolve(data) -> tuple[str | None, dict | None, str | None]:
+    """(room, job JSON, None) for a payload the caller may subscribe to, else (None, None, error code)."""
+    svc = _services()
+    if not isinstance(data, dict):
+        return None, None, "bad_request"
+    caller = svc.socket_callers.get(request.sid, SocketCaller(None))
+    with session_scope(svc.engine) as db:
+        if data.get("share_token"):
+            token = str(data["share_token"])
+            job = repo.shared_job(db, token)
+            urls_base = f"/api/shared/{token}"
+        elif data.get("job_id"):
+            job_id = str(data["job_id"])
+            try:
+                check_job_id(job_id)
+            except ValueError:
+                return None, None, "not_found"
+            job = repo.owned_job(db, job_id, caller.user_id)
+            urls_base = None
+        else:
+            return None, None, "bad_request"
+        if job is None:
+            return None, None, "not_found"
+        position = queue_positions(db).get(job.id)
+        return room_for(job.id), job.as_dict(position, urls_base=urls_base), None
+
+
+_MESSAGES = {
+    "bad_request": 'Send {"job_id": "<id>"} or {"share_token": "<token>"}.',
+    "not_found": "No such job or share link, or it is not yours to see.",
+}
+
+
+@socketio.on("subscribe")
+def on_subscribe(data=None):
+    room, job, error = _resolve(data)
+    if error:
+        return _error(error, _MESSAGES[error])
+    join_room(room)
+    return {"ok": True, "job": job}
+
+
+@socketio.on("unsubscribe")
+def on_unsubscribe(data=None):
+    room, _job, error = _resolve(data)
+    if error:
+        return _error(error, _MESSAGES[error])
+    leave_room(room)
+    return {"ok": True}
+
+
+def init_socketio(app: Flask) -> SocketIO:
+    settings = app.extensions["maskweb"].settings
+    kwargs = {"async_mode": "threading"}
+    if settings.redis_url:
+        kwargs["message_queue"] = settings.redis_url
+    socketio.init_app(app, **kwargs)
+    return socketio

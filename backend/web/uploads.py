@@ -1,0 +1,135 @@
+"""Turning one upload request into jobs, all or nothing.
+
+1. Every file is checked from its header first (size, format by content, pixel count), so a bad file late
+   in the request is refused before any image is decoded.
+2. Each file is then decoded and normalised (``backend.images.load_image``) and its original PNG and thumbnail
+   written under a fresh job id, one at a time (memory holds one decoded image).
+3. The job rows are committed together.
+
+If anything fails (a file that turns out truncated, a full disk, the database), every directory written so
+far is removed and nothing is committed: a rejected or failed upload leaves nothing behind. A rejection is an
+``UploadRejected`` naming the file (its position and its name), what was wrong and the limit.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from sqlalchemy.orm import Session
+
+from backend.images import ImageLimits, ImageRejected, check_byte_size, load_image, open_checked
+from backend.storage.files import DataDir
+from backend.storage.models import QUEUED, WAITING, Job, new_id
+
+MAX_FILES_PER_REQUEST = 100
+_UNSAFE_NAME = re.compile(r"[\x00-\x1f\x7f]")
+
+
+@dataclass
+class UploadedFile:
+    """One part of the multipart request: ``name`` as the client sent it (display only), ``stream``."""
+
+    name: str
+    stream: BinaryIO
+
+
+class UploadRejected(Exception):
+    """The request as a whole is refused. ``status``/``code``/``message`` as in the API's errors;
+    ``filename`` and ``index`` (0-based) name the offending file when there is one."""
+
+    def __init__(
+        self, status: int, code: str, message: str, filename: str | None = None, index: int | None = None
+    ):
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+        self.filename, self.index = filename, index
+
+
+def display_name(raw: str | None, index: int) -> str:
+    """The client's file name without directories or control characters, at most 200 chars (display only)."""
+    name = (raw or "").replace("\\", "/").rsplit("/", 1)[-1]
+    name = _UNSAFE_NAME.sub("", name).strip()
+    return name[:200] or f"image-{index + 1}"
+
+
+def _size_of(stream: BinaryIO) -> int:
+    stream.seek(0, 2)
+    size = stream.tell()
+    stream.seek(0)
+    return size
+
+
+def _reject(exc: ImageRejected, name: str, index: int) -> UploadRejected:
+    return UploadRejected(
+        exc.http_status, exc.code, f"File {index + 1} ({name!r}): {exc.message}", name, index
+    )
+
+
+def ingest(
+    session: Session, data: DataDir, user_id: str, files: list[UploadedFile], limits: ImageLimits
+) -> list[Job]:
+    """Validate, store and commit jobs for ``files``; returns the committed jobs in upload order.
+
+    Raises UploadRejected (nothing stored) for any refused file, or re-raises a storage error after cleaning up.
+    """
+    if not files:
+        raise UploadRejected(
+            400,
+            "no_images",
+            "No images in the request: send one or more files in the multipart field 'image'.",
+        )
+    if len(files) > MAX_FILES_PER_REQUEST:
+        raise UploadRejected(
+            400,
+            "too_many_files",
+            f"The request has {len(files)} images, over the limit of {MAX_FILES_PER_REQUEST} per request.",
+        )
+
+    names = [display_name(f.name, i) for i, f in enumerate(files)]
+    sizes: list[int] = []
+    for index, (upload, name) in enumerate(zip(files, names, strict=True)):
+        size = _size_of(upload.stream)
+        sizes.append(size)
+        try:
+            check_byte_size(size, limits)  # before reading the file into memory
+        except ImageRejected as exc:
+            raise _reject(exc, name, index) from None
+        try:
+            open_checked(upload.stream.read(), limits)
+        except ImageRejected as exc:
+            raise _reject(exc, name, index) from None
+
+    jobs: list[Job] = []
+    try:
+        for index, (upload, name, size) in enumerate(zip(files, names, sizes, strict=True)):
+            upload.stream.seek(0)
+            try:
+                img = load_image(upload.stream.read(), limits)
+            except ImageRejected as exc:
+                raise _reject(exc, name, index) from None
+            job = Job(
+                id=new_id(),
+                user_id=user_id,
+                state=QUEUED,
+                stage=WAITING,
+                progress=0.0,
+                filename=name,
+                width=img.width,
+                height=img.height,
+                size_bytes=size,
+                attempts=0,
+                cancel_requested=False,
+            )
+            jobs.append(job)  # before writing, so a half-written directory is cleaned up too
+            data.save_original(job.id, img)
+            del img
+        session.add_all(jobs)
+        session.commit()
+    except BaseException:
+        session.rollback()
+        for job in jobs:
+            data.remove_job(job.id)
+        raise
+    return jobs
