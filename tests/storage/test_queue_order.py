@@ -1,0 +1,90 @@
+"""The fair order: round-robin across users, users with work in flight go later, positions match dispatch."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from backend.storage.db import session_scope
+from backend.storage.models import CANCELLED, DONE, QUEUED, RUNNING, Job, User
+from backend.storage.queue_order import fair_order, next_to_dispatch, queue_positions
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def _add(db, user, n, start, state=QUEUED, dispatched=False):
+    jobs = []
+    for i in range(n):
+        created = T0 + timedelta(seconds=start + i)
+        job = Job(
+            user_id=user,
+            state=state,
+            stage="waiting" if state == QUEUED else None,
+            created_at=created,
+            dispatched_at=created if dispatched or state == RUNNING else None,
+        )
+        db.add(job)
+        jobs.append(job)
+    db.flush()
+    return [j.id for j in jobs]
+
+
+def _users(db, *names):
+    ids = []
+    for _ in names:
+        user = User()
+        db.add(user)
+        db.flush()
+        ids.append(user.id)
+    return ids
+
+
+def test_one_users_hundred_images_do_not_hold_back_anothers_one(engine):
+    with session_scope(engine) as db:
+        alice, bob = _users(db, "alice", "bob")
+        alice_jobs = _add(db, alice, 100, start=0)
+        (bob_job,) = _add(db, bob, 1, start=500)
+        order = fair_order(db)
+        positions = queue_positions(db)
+    assert order[:3] == [alice_jobs[0], bob_job, alice_jobs[1]]
+    assert positions[bob_job] == 2
+    assert order[3:] == alice_jobs[2:]
+    assert sorted(positions.values()) == list(range(1, 102))
+
+
+def test_round_robin_across_three_users_in_creation_order_within_a_round(engine):
+    with session_scope(engine) as db:
+        a, b, c = _users(db, "a", "b", "c")
+        ja = _add(db, a, 3, start=0)
+        jb = _add(db, b, 2, start=10)
+        jc = _add(db, c, 1, start=20)
+        assert fair_order(db) == [ja[0], jb[0], jc[0], ja[1], jb[1], ja[2]]
+
+
+def test_users_with_jobs_in_flight_go_after_users_without(engine):
+    with session_scope(engine) as db:
+        busy, idle = _users(db, "busy", "idle")
+        running = _add(db, busy, 1, start=0, state=RUNNING)
+        dispatched = _add(db, busy, 1, start=1, dispatched=True)
+        busy_waiting = _add(db, busy, 2, start=2)
+        idle_waiting = _add(db, idle, 2, start=50)
+        _add(db, idle, 3, start=60, state=DONE)  # finished jobs count for nothing
+        _add(db, idle, 1, start=70, state=CANCELLED)
+        positions = queue_positions(db)
+        assert running[0] not in positions
+        # dispatched-but-not-started first; then idle's two (rounds 0, 1) tie-break with busy's (rounds 2, 3)
+        assert positions[dispatched[0]] == 1
+        assert [positions[j] for j in idle_waiting] == [2, 3]
+        assert [positions[j] for j in busy_waiting] == [4, 5]
+
+
+def test_next_to_dispatch_follows_the_order_and_the_per_user_cap(engine):
+    with session_scope(engine) as db:
+        a, b = _users(db, "a", "b")
+        ja = _add(db, a, 5, start=0)
+        jb = _add(db, b, 1, start=100)
+        _add(db, b, 1, start=0, state=RUNNING)
+        picked = next_to_dispatch(db, max_inflight_per_user=2)
+        assert picked == [ja[0], ja[1], jb[0]]  # b already has one running: round 1 for both
+        assert next_to_dispatch(db, max_inflight_per_user=2, limit=1) == [ja[0]]
+        order = fair_order(db)
+        assert [j for j in order if j in picked] == picked  # the same order as positions

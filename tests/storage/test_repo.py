@@ -1,0 +1,121 @@
+"""Job state changes, the gallery query and share links, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from backend.storage import repo
+from backend.storage.db import session_scope
+from backend.storage.models import CANCELLED, DONE, FAILED, QUEUED, RUNNING, Job, ShareLink, User
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def _user(db) -> str:
+    user = User()
+    db.add(user)
+    db.flush()
+    return user.id
+
+
+def _job(db, user_id, state=QUEUED, seconds=0, classes=None) -> Job:
+    job = Job(user_id=user_id, state=state, created_at=T0 + timedelta(seconds=seconds), classes=classes)
+    db.add(job)
+    db.flush()
+    return job
+
+
+@pytest.mark.parametrize(
+    ("state", "outcome", "final_state", "requested"),
+    [
+        (QUEUED, "cancelled", CANCELLED, True),
+        (RUNNING, "requested", RUNNING, True),
+        (DONE, "finished", DONE, False),
+        (FAILED, "finished", FAILED, False),
+        (CANCELLED, "finished", CANCELLED, False),
+    ],
+)
+def test_cancel_job(engine, state, outcome, final_state, requested):
+    with session_scope(engine) as db:
+        job = _job(db, _user(db), state=state)
+        assert repo.cancel_job(db, job.id) == outcome
+    with session_scope(engine) as db:
+        job = db.get(Job, job.id)
+        assert job.state == final_state
+        assert job.cancel_requested is requested
+        if outcome == "cancelled":
+            assert job.stage is None and job.finished_at is not None
+
+
+def test_gallery_pages_newest_first_with_a_stable_cursor(engine):
+    with session_scope(engine) as db:
+        me, other = _user(db), _user(db)
+        mine = [_job(db, me, seconds=i).id for i in range(7)]
+        _job(db, other, seconds=100)
+        # Two jobs with the same created_at: the id breaks the tie, and neither is lost at a page boundary.
+        same_a = _job(db, me, seconds=3).id
+        mine.append(same_a)
+    expected = [j.id for j in sorted(_all(engine, me), key=lambda j: (j.created_at, j.id), reverse=True)]
+    seen, cursor = [], None
+    with session_scope(engine) as db:
+        while True:
+            page = repo.gallery_page(db, me, cursor=cursor, limit=3)
+            seen += [j.id for j in page.jobs]
+            assert len(page.jobs) <= 3
+            cursor = page.next_cursor
+            if cursor is None:
+                break
+            # a job created meanwhile does not shift the next pages
+            _job(db, me, seconds=1000 + len(seen))
+    assert seen == expected
+    assert len(seen) == 8
+
+
+def _all(engine, user_id):
+    with session_scope(engine) as db:
+        return list(db.query(Job).filter(Job.user_id == user_id))
+
+
+def test_gallery_filters_by_exact_class_name(engine):
+    with session_scope(engine) as db:
+        me = _user(db)
+        person = _job(db, me, DONE, 1, ["dog", "person"]).id
+        light = _job(db, me, DONE, 2, ["traffic light"]).id
+        _job(db, me, DONE, 3, ["personal_item"])  # a name containing "person" and a LIKE wildcard
+        _job(db, me, QUEUED, 4, None)
+        assert [j.id for j in repo.gallery_page(db, me, class_name="person").jobs] == [person]
+        assert [j.id for j in repo.gallery_page(db, me, class_name="traffic light").jobs] == [light]
+        assert repo.gallery_page(db, me, class_name="person%").jobs == []
+        assert repo.gallery_page(db, me, class_name="personal_ite_").jobs == []
+
+
+def test_bad_cursor_is_refused():
+    with pytest.raises(repo.BadCursor):
+        repo.decode_cursor("not-a-cursor")
+
+
+def test_share_links_resolve_until_revoked(engine):
+    with session_scope(engine) as db:
+        job = _job(db, _user(db), DONE)
+        first = repo.create_share_link(db, job)
+        second = repo.create_share_link(db, job)
+        assert len(first.token) >= 43  # 32 random bytes, base64url
+        assert first.token != second.token
+        assert repo.shared_job(db, first.token).id == job.id
+        assert repo.shared_job(db, "nope") is None
+        assert repo.revoke_share_links(db, job.id) == 2
+    with session_scope(engine) as db:
+        assert repo.shared_job(db, first.token) is None
+        assert repo.shared_job(db, second.token) is None
+        assert db.get(ShareLink, first.token).revoked_at is not None
+
+
+def test_owned_job_hides_other_users_jobs(engine):
+    with session_scope(engine) as db:
+        me, other = _user(db), _user(db)
+        job = _job(db, me)
+        assert repo.owned_job(db, job.id, me).id == job.id
+        assert repo.owned_job(db, job.id, other) is None
+        assert repo.owned_job(db, job.id, None) is None
