@@ -93,6 +93,10 @@ def run(args: argparse.Namespace) -> int:
             failed += 1
             _error(f"{path}: {exc.message}")
             continue
+        except FileNotFoundError:
+            failed += 1
+            _error(f"{path}: no such file")
+            continue
         except OSError as exc:
             failed += 1
             _error(f"{path}: cannot read the file: {exc.strerror or exc}")

@@ -133,7 +133,7 @@ def reference_result(parity_dir: Path, name: str) -> dict:
     }
 
 
-@pytest.mark.parametrize("name", ["astronaut", "synthetic"])
+@pytest.mark.parametrize("name", ["astronaut", "chelsea"])
 def test_segment_matches_the_reference_detections(small_segmenter, parity_dir, name):
     image = np.asarray(Image.open(parity_dir / "inputs" / f"{name}.png").convert("RGB"))
     stages = []
@@ -149,15 +149,30 @@ def test_segment_matches_the_reference_detections(small_segmenter, parity_dir, n
     # Near-tied scores may swap places, so pair each reference instance with one of ours by class, score and box.
     unmatched = list(result.instances)
     for theirs in expected.instances:
-        ours = next(
+        candidates = [
             i
             for i in unmatched
             if i.class_id == theirs.class_id
             and abs(i.score - theirs.score) <= 1e-3
             and np.abs(np.array(i.box) - np.array(theirs.box)).max() <= 1
-        )
+        ]
+        assert candidates, f"no instance of ours matches the reference {theirs.class_name} {theirs.score}"
+        ours = min(candidates, key=lambda i: abs(i.score - theirs.score))
         unmatched.remove(ours)
         a, b = ours.mask(), theirs.mask()
-        assert (a & b).sum() / max((a | b).sum(), 1) >= 0.98
+        # IoU >= 0.98, with 2 pixels of slack: masks in 1-pixel-wide border boxes have only a few pixels.
+        assert (a ^ b).sum() <= max(0.02 * (a | b).sum(), 2)
     again = SegmentationResult.from_dict(json.loads(json.dumps(result.to_dict())))
     assert again == result
+
+
+def test_segment_is_the_engine_detections_in_result_form(small_segmenter, parity_dir):
+    # 333 x 517: not square, so the masks must come back at the original size, not the molded 256 x 256.
+    image = np.asarray(Image.open(parity_dir / "inputs" / "synthetic.png").convert("RGB"))
+    detections = small_segmenter.model.detect([image])[0]
+    result = small_segmenter.segment(image)
+    assert (result.height, result.width) == image.shape[:2]
+    assert result == SegmentationResult.from_detections(detections, SMALL_CLASS_NAMES)
+    order = np.argsort(-detections["scores"], kind="stable")
+    for inst, index in zip(result.instances, order, strict=True):
+        np.testing.assert_array_equal(inst.mask(), detections["masks"][:, :, index])
