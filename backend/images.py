@@ -38,6 +38,11 @@ ACCEPTED_FORMATS = {
 }
 ACCEPTED_FORMATS_TEXT = "JPEG, PNG, WebP, BMP, TIFF or GIF"
 
+# Our pixel limit (checked from the header in ``open_checked``) is the guard against decompression bombs;
+# Pillow's global one would refuse canvases above ~179 MP even when a deployment allows more, and warn
+# below that. Every user image passes through this module.
+Image.MAX_IMAGE_PIXELS = None
+
 
 class ImageRejected(ValueError):
     """An image maskweb will not process.
