@@ -1,0 +1,52 @@
+/** The shared page `/s/{token}`: the same viewer, read-only, for anyone holding the link (no cookie needed). */
+import { io } from "/vendor/socket.io.esm.min.js";
+
+import { createApi } from "./api.js";
+import { showNotice } from "./dom.js";
+import { mountViewer, showJobState, titleFor } from "./result_page.js";
+import { createJobFeed } from "./socket.js";
+
+const api = createApi();
+const token = document.body.dataset.shareToken;
+const base = `/api/shared/${encodeURIComponent(token)}`;
+const status = document.getElementById("status");
+const root = document.getElementById("viewer-root");
+const title = document.getElementById("title");
+let mounted = false;
+
+/** `GET /api/shared/{token}` answers the job and its result; accept `{job, result}` or the job with `result`. */
+function split(reply) {
+  if (reply.job) return { job: reply.job, result: reply.result || null };
+  const { result = null, ...job } = reply;
+  return { job, result };
+}
+
+async function show(job, result) {
+  title.textContent = titleFor(job);
+  if (job.state !== "done") {
+    showJobState(status, job);
+    return;
+  }
+  if (mounted) return;
+  mounted = true;
+  const full = result || split(await api.get(base)).result;
+  await mountViewer(root, status, { result: full, imageUrl: `${base}/image`, filename: job.filename });
+}
+
+async function main() {
+  let reply;
+  try {
+    reply = split(await api.get(base));
+  } catch (err) {
+    showNotice(status, err.message);
+    document.body.dataset.ready = "error";
+    return;
+  }
+  if (reply.job.state !== "done") {
+    const feed = createJobFeed({ io, auth: { share_token: token }, onJob: (job) => show(job, null) });
+    feed.followShared(token);
+  }
+  await show(reply.job, reply.result);
+}
+
+main();

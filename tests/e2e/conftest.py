@@ -1,0 +1,46 @@
+"""Browser fixtures: Debian's Chromium driven headless by Playwright, and the web app with a temp data dir."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import require_service  # tests/conftest.py
+
+from .support import CHROMIUM_ARGS, chromium_path, serve_web_app
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture(scope="session")
+def browser():
+    executable = chromium_path()
+    if executable is None:
+        require_service("chromium is not installed (apt-get install -y chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.fixture(scope="module")
+def web_app(tmp_path_factory):
+    """The web app alone (no queue, no worker) on an ephemeral port; results are inserted through storage."""
+    from backend.settings import Settings
+
+    data_dir = tmp_path_factory.mktemp("e2e-data")
+    settings = Settings(data_dir=data_dir, secret_key="e2e-secret", weights=data_dir / "weights.h5")
+    with serve_web_app(settings) as running:
+        yield running
+
+
+@pytest.fixture
+def context(browser):
+    """A fresh browser context (its own cookies) per test, at a laptop-sized viewport."""
+    ctx = browser.new_context(viewport={"width": 1280, "height": 900})
+    try:
+        yield ctx
+    finally:
+        ctx.close()

@@ -1,0 +1,329 @@
+"""The result viewer in real Chromium, on results inserted through storage (masks we chose).
+
+Points are chosen from the decoded masks (pycocotools), never from boxes, and mapped to the screen through the
+overlay canvas' on-screen rectangle.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from .support import artifact, insert_done_job, interior_point, synthetic_result, top_instance_map
+
+pytestmark = pytest.mark.browser
+
+WIDTH, HEIGHT = 640, 480
+
+
+@pytest.fixture(scope="module")
+def scene():
+    """A 640x480 result with overlapping objects, and who is on top at every pixel."""
+    result, image = synthetic_result(WIDTH, HEIGHT, 14, seed=5)
+    return result, image, top_instance_map(result)
+
+
+def open_viewer(context, web_app, result, image, filename="scene.png"):
+    """Make the visitor's identity, give them a finished job with ``result`` and open its viewer page."""
+    page = context.new_page()
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(web_app.base_url + "/gallery")
+    user_id = page.evaluate("fetch('/api/session').then(r => r.json())")["user_id"]
+    job_id = insert_done_job(web_app.settings, user_id, image, result, filename)
+    page.goto(f"{web_app.base_url}/jobs/{job_id}")
+    page.wait_for_selector("#viewer-root[data-ready=true]", timeout=30_000)
+    page.js_errors = errors
+    return page, job_id
+
+
+def to_screen(page, result, x, y):
+    box = page.get_by_test_id("overlay").bounding_box()
+    return (
+        box["x"] + (x + 0.5) * box["width"] / result["width"],
+        box["y"] + (y + 0.5) * box["height"] / result["height"],
+    )
+
+
+def hover_pixel(page, result, x, y):
+    page.mouse.move(*to_screen(page, result, x, y))
+
+
+def label_text(page):
+    label = page.get_by_test_id("hover-label")
+    return label.inner_text() if label.is_visible() else None
+
+
+def expected_label(instance):
+    return f"{instance['class_name']} {instance['score']:.3f}"
+
+
+def overlay_alpha(page, x, y):
+    return page.evaluate(
+        "([x, y]) => document.querySelector('[data-testid=overlay]').getContext('2d').getImageData(x, y, 1, 1).data[3]",
+        [x, y],
+    )
+
+
+def overlap_pixel(result, owner):
+    """A pixel covered by two masks (well inside both), and the two instance indices (top, beneath)."""
+    masks = []
+    for inst in result["instances"]:
+        rle = dict(inst["mask"], counts=inst["mask"]["counts"].encode())
+        from pycocotools import mask as mask_utils
+
+        masks.append(mask_utils.decode(rle).astype(bool))
+    stack = np.stack(masks)
+    for top in range(len(masks)):
+        for below in range(top + 1, len(masks)):
+            both = stack[top] & stack[below]
+            if both.sum() < 400:
+                continue
+            # Deep inside the overlap: erode by checking a 9x9 neighbourhood.
+            ys, xs = np.nonzero(both)
+            for y, x in zip(ys[:: max(1, len(ys) // 200)], xs[:: max(1, len(xs) // 200)], strict=True):
+                if both[max(0, y - 4) : y + 5, max(0, x - 4) : x + 5].all() and owner[y, x] == top:
+                    return int(x), int(y), top, below
+    raise AssertionError("the synthetic scene has no overlapping masks")
+
+
+def test_overlay_lies_exactly_over_the_photo_at_its_resolution(context, web_app, scene):
+    result, image, _ = scene
+    page, _ = open_viewer(context, web_app, result, image)
+    overlay = page.get_by_test_id("overlay")
+    img = page.get_by_test_id("result-image")
+    a, b = overlay.bounding_box(), img.bounding_box()
+    for key in ("x", "y", "width", "height"):
+        assert abs(a[key] - b[key]) < 0.5, (key, a, b)
+    size = overlay.evaluate("c => [c.width, c.height]")
+    assert size == [WIDTH, HEIGHT]
+    assert page.js_errors == []
+
+
+def test_hover_labels_the_instance_on_top_per_pixel_not_per_box(context, web_app, scene):
+    result, image, owner = scene
+    page, _ = open_viewer(context, web_app, result, image)
+    instances = result["instances"]
+
+    # Where two masks overlap, the higher-scored one is drawn on top and wins the hover.
+    x, y, top, below = overlap_pixel(result, owner)
+    assert instances[top]["score"] >= instances[below]["score"]
+    hover_pixel(page, result, x, y)
+    assert label_text(page) == expected_label(instances[top])
+    page.screenshot(path=artifact("viewer-hover-overlap.png"))
+
+    # Every instance that shows somewhere is found at a pixel of its own mask.
+    for index, inst in enumerate(instances):
+        if not (owner == index).any():
+            continue
+        px, py = interior_point(owner, index)
+        hover_pixel(page, result, px, py)
+        assert label_text(page) == expected_label(inst), index
+
+    # Inside a box but outside its (elliptical) mask, with nothing else there: no label.
+    for inst in instances:
+        x1, y1, _x2, _y2 = inst["box"]
+        if owner[y1 + 1, x1 + 1] == -1:
+            hover_pixel(page, result, x1 + 1, y1 + 1)
+            assert label_text(page) is None
+            break
+    else:
+        pytest.fail("no box corner outside every mask in the scene")
+
+    # Leaving the image hides the label.
+    page.mouse.move(5, 5)
+    assert label_text(page) is None
+    assert page.js_errors == []
+
+
+def test_legend_toggles_a_class_and_uncovers_what_lies_beneath(context, web_app, scene):
+    result, image, owner = scene
+    page, _ = open_viewer(context, web_app, result, image)
+    instances = result["instances"]
+    x, y, top, below = overlap_pixel(result, owner)
+    top_class, below_class = instances[top]["class_name"], instances[below]["class_name"]
+
+    items = page.get_by_test_id("legend-item")
+    names = [items.nth(i).get_attribute("data-class-name") for i in range(items.count())]
+    counts = {name: sum(1 for i in instances if i["class_name"] == name) for name in names}
+    for i, name in enumerate(names):
+        assert items.nth(i).inner_text().split("\n")[-1].strip() == str(counts[name])
+    assert sorted(names) == sorted({i["class_name"] for i in instances})
+
+    hidden = page.locator(f'[data-testid=legend-item][data-class-name="{top_class}"]')
+    hidden.click()
+    page.wait_for_function(
+        "cls => document.querySelector(`[data-class-name=\"${cls}\"]`).getAttribute('aria-pressed') === 'false'",
+        arg=top_class,
+    )
+    page.mouse.move(5, 5)
+    hover_pixel(page, result, x, y)
+    if below_class != top_class:
+        assert label_text(page) == expected_label(instances[below])
+    # No instance of the hidden class answers the pointer or shows on the overlay.
+    for index, inst in enumerate(instances):
+        if inst["class_name"] != top_class or not (owner == index).any():
+            continue
+        px, py = interior_point(owner, index)
+        hover_pixel(page, result, px, py)
+        text = label_text(page)
+        assert text is None or not text.startswith(top_class + " "), text
+        if text is None:
+            assert overlay_alpha(page, px, py) == 0
+    page.screenshot(path=artifact("viewer-class-hidden.png"))
+
+    hidden.click()
+    page.mouse.move(5, 5)
+    hover_pixel(page, result, x, y)
+    assert label_text(page) == expected_label(instances[top])
+
+
+def test_score_threshold_hides_low_scores(context, web_app, scene):
+    result, image, owner = scene
+    page, _ = open_viewer(context, web_app, result, image)
+    instances = result["instances"]
+    lowest = min(range(len(instances)), key=lambda i: (instances[i]["score"], not (owner == i).any()))
+    px, py = interior_point(owner, lowest)
+    hover_pixel(page, result, px, py)
+    assert label_text(page) == expected_label(instances[lowest])
+
+    threshold = round(instances[lowest]["score"] + 0.005, 2)
+    page.get_by_test_id("score-slider").fill(str(threshold))
+    page.wait_for_function(
+        "n => document.querySelectorAll('[data-testid=instance-item]').length === n",
+        arg=sum(1 for i in instances if i["score"] >= threshold),
+    )
+    page.mouse.move(5, 5)
+    hover_pixel(page, result, px, py)
+    text = label_text(page)
+    assert text != expected_label(instances[lowest])
+
+
+def test_click_pins_and_downloads(context, web_app, scene, tmp_path):
+    result, image, owner = scene
+    page, _ = open_viewer(context, web_app, result, image)
+    index = 0
+    px, py = interior_point(owner, index)
+    page.mouse.click(*to_screen(page, result, px, py))
+    page.mouse.move(5, 5)
+    # The pinned instance stays selected (and labelled) after the pointer leaves.
+    assert label_text(page) == expected_label(result["instances"][index])
+    assert (
+        page.locator(f"[data-testid=instance-item][data-index='{index}']").get_attribute("aria-pressed")
+        == "true"
+    )
+
+    with page.expect_download() as download:
+        page.get_by_test_id("download-cutout").click()
+    cutout_path = tmp_path / "cutout.png"
+    download.value.save_as(cutout_path)
+    cutout = np.asarray(Image.open(cutout_path).convert("RGBA"))
+    from pycocotools import mask as mask_utils
+
+    own = mask_utils.decode(
+        dict(result["instances"][index]["mask"], counts=result["instances"][index]["mask"]["counts"].encode())
+    ).astype(bool)
+    ys, xs = np.nonzero(own)
+    crop = own[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1]
+    assert cutout.shape[:2] == crop.shape
+    assert np.array_equal(cutout[..., 3] > 0, crop)
+    photo = np.asarray(image)[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1]
+    assert np.abs(cutout[..., :3][crop].astype(int) - photo[crop].astype(int)).max() <= 2
+
+    with page.expect_download() as download:
+        page.get_by_test_id("download-json").click()
+    json_path = tmp_path / "result.json"
+    download.value.save_as(json_path)
+    assert json.loads(json_path.read_text()) == result
+
+    with page.expect_download() as download:
+        page.get_by_test_id("download-overlay").click()
+    overlay_path = tmp_path / "overlay.png"
+    download.value.save_as(overlay_path)
+    assert Image.open(overlay_path).size == (WIDTH, HEIGHT)
+
+    page.keyboard.press("Escape")
+    assert label_text(page) is None
+
+
+def test_keyboard_tabs_through_instances(context, web_app, scene):
+    result, image, _ = scene
+    page, _ = open_viewer(context, web_app, result, image)
+    first = page.locator("[data-testid=instance-item]").first
+    first.focus()
+    assert label_text(page) == expected_label(result["instances"][0])
+    page.keyboard.press("Tab")
+    assert label_text(page) == expected_label(result["instances"][1])
+    page.keyboard.press("Enter")
+    assert page.locator("[data-testid=instance-item][data-index='1']").get_attribute("aria-pressed") == "true"
+
+
+def test_phone_width_fits_the_screen(browser, web_app, scene):
+    result, image, owner = scene
+    context = browser.new_context(
+        viewport={"width": 390, "height": 844}, device_scale_factor=2, has_touch=True
+    )
+    try:
+        page, _ = open_viewer(context, web_app, result, image)
+        assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+        a = page.get_by_test_id("overlay").bounding_box()
+        b = page.get_by_test_id("result-image").bounding_box()
+        assert abs(a["width"] - b["width"]) < 0.5 and a["width"] <= 390
+        px, py = interior_point(owner, 0)
+        page.mouse.move(*to_screen(page, result, px, py))
+        assert label_text(page) == expected_label(result["instances"][0])
+        page.screenshot(path=artifact("viewer-phone.png"), full_page=True)
+    finally:
+        context.close()
+
+
+def test_share_link_opens_read_only_without_cookies_and_the_job_stays_private(
+    browser, context, web_app, scene
+):
+    result, image, owner = scene
+    page, job_id = open_viewer(context, web_app, result, image)
+    page.get_by_test_id("share-button").click()
+    share_url = page.get_by_test_id("share-url")
+    share_url.wait_for(state="visible")
+    link = share_url.inner_text()
+    assert re.fullmatch(re.escape(web_app.base_url) + r"/s/[A-Za-z0-9_-]{22,}", link), link
+    assert share_url.get_attribute("href") == link
+    digest = "c => { const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data; let h = 0; for (let i = 0; i < d.length; i += 7) h = (h * 31 + d[i]) >>> 0; return h; }"
+    owner_overlay = page.get_by_test_id("overlay").evaluate(digest)
+
+    stranger = browser.new_context(viewport={"width": 1280, "height": 900})
+    try:
+        shared = stranger.new_page()
+        shared.goto(link)
+        shared.wait_for_selector("#viewer-root[data-ready=true]", timeout=30_000)
+        assert stranger.cookies() == [] or all(c["name"] != "maskweb_id" for c in stranger.cookies())
+        assert shared.get_by_test_id("overlay").evaluate(digest) == owner_overlay
+        assert shared.get_by_test_id("share-button").count() == 0
+        px, py = interior_point(owner, 0)
+        shared.mouse.move(*to_screen(shared, result, px, py))
+        assert label_text(shared) == expected_label(result["instances"][0])
+        og = shared.locator('meta[property="og:image"]').get_attribute("content")
+        assert og.endswith("/thumbnail") and "/api/shared/" in og
+        shared.screenshot(path=artifact("shared-page.png"))
+
+        # The link opens the shared result, not the owner's job page.
+        shared.goto(f"{web_app.base_url}/jobs/{job_id}")
+        error = shared.get_by_test_id("error")
+        error.wait_for(state="visible")
+        assert shared.locator("#viewer-root[data-ready=true]").count() == 0
+        assert shared.get_by_test_id("overlay").count() == 0
+        shared.screenshot(path=artifact("job-page-refused.png"))
+    finally:
+        stranger.close()
+
+
+def test_weights_missing_is_said_on_the_page(context, web_app):
+    page = context.new_page()
+    page.goto(web_app.base_url + "/")
+    banner = page.get_by_test_id("weights-missing")
+    assert banner.is_visible()
+    assert "weights" in banner.inner_text().lower()
