@@ -76,7 +76,7 @@ class ImageLimits:
     max_pixels: int = 40_000_000
 
 
-def _format_bytes(n: int) -> str:
+def format_bytes(n: int) -> str:
     if n >= MB:
         return f"{n / MB:.1f} MB".replace(".0 MB", " MB")
     if n >= 1024:
@@ -97,7 +97,7 @@ def check_byte_size(size: int, limits: ImageLimits) -> None:
     if size > limits.max_bytes:
         raise ImageRejected(
             "too_large",
-            f"The file is {_format_bytes(size)}, over the limit of {_format_bytes(limits.max_bytes)} per image.",
+            f"The file is {format_bytes(size)}, over the limit of {format_bytes(limits.max_bytes)} per image.",
         )
 
 

@@ -12,6 +12,8 @@ from typing import Any
 from flask import Flask, jsonify, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
+from backend.images import format_bytes
+
 # Werkzeug's status -> our default code.
 DEFAULT_CODES = {
     400: "bad_request",
@@ -49,10 +51,6 @@ def not_found(what: str = "job") -> ApiError:
     return ApiError(404, "not_found", f"No such {what}, or it is not yours to see.")
 
 
-def _format_mb(n: int) -> str:
-    return f"{n / (1024 * 1024):g} MB"
-
-
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(ApiError)
     def _api_error(exc: ApiError):
@@ -62,11 +60,11 @@ def register_error_handlers(app: Flask) -> None:
     def _too_large(exc: RequestEntityTooLarge):
         limit = app.config.get("MAX_CONTENT_LENGTH")
         sent = request.content_length
-        sent_text = f"The request is {_format_mb(sent)}" if sent else "The request is"
+        sent_text = f"The request is {format_bytes(sent)}," if sent else "The request is"
         return ApiError(
             413,
             "request_too_large",
-            f"{sent_text} over the limit of {_format_mb(limit)} per upload request; send fewer or smaller images.",
+            f"{sent_text} over the limit of {format_bytes(limit)} per upload request; send fewer or smaller images.",
             limit_bytes=limit,
         ).to_response()
 

@@ -5,6 +5,8 @@
 - ``maskweb_queue_waiting`` / ``maskweb_queue_dispatched``: queued jobs held in the database vs. handed to Celery;
 - ``maskweb_job_stage_seconds{stage}``: a summary (count, sum) of the per-stage timings of the last
   ``RECENT_JOBS`` finished jobs (from ``Job.timings``, which the worker records);
+- ``maskweb_job_duration_seconds{outcome}``, ``maskweb_model_duration_seconds``: the workers' histograms,
+  kept in Redis by ``backend.jobs.metrics`` (when ``REDIS_URL`` is set);
 - ``maskweb_uploads_total``, ``maskweb_upload_rejections_total{code}``,
   ``maskweb_http_requests_total{method,endpoint,status}``: counters of this process.
 
@@ -14,6 +16,7 @@ included too.
 
 from __future__ import annotations
 
+import logging
 import os
 
 from flask import Flask, Response, request
@@ -25,6 +28,7 @@ from backend.storage.db import session_scope
 from backend.storage.models import DONE, QUEUED, STATES, Job
 
 RECENT_JOBS = 500
+log = logging.getLogger(__name__)
 
 
 class DatabaseCollector:
@@ -75,10 +79,33 @@ class DatabaseCollector:
         yield from (jobs, waiting, dispatched, stages)
 
 
+class WorkerDurationCollector:
+    """The workers' ``maskweb_job_duration_seconds`` / ``maskweb_model_duration_seconds`` histograms, which
+    H5's ``backend.jobs.metrics`` keeps in Redis; a scrape still succeeds while Redis is down."""
+
+    def __init__(self, settings):
+        self.settings = settings
+
+    def collect(self):
+        try:
+            from backend.jobs.metrics import duration_metrics
+
+            families = duration_metrics(self.settings)
+        except Exception:
+            log.warning("worker duration metrics unavailable", exc_info=True)
+            return
+        yield from families
+
+    def describe(self):
+        return []
+
+
 class WebMetrics:
-    def __init__(self, engine):
+    def __init__(self, engine, settings=None):
         self.registry = CollectorRegistry()
         self.registry.register(DatabaseCollector(engine))
+        if settings is not None and settings.redis_url:
+            self.registry.register(WorkerDurationCollector(settings))
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
             from prometheus_client import multiprocess
 
@@ -108,7 +135,7 @@ class WebMetrics:
 
 def init_metrics(app: Flask) -> WebMetrics:
     svc = app.extensions["maskweb"]
-    metrics = svc.metrics = WebMetrics(svc.engine)
+    metrics = svc.metrics = WebMetrics(svc.engine, svc.settings)
 
     @app.after_request
     def _count(response):

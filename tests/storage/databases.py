@@ -24,9 +24,20 @@ DEFAULT_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
 
 def _require_service(reason: str) -> None:
-    from conftest import require_service  # tests/conftest.py
+    """tests/conftest.py's ``require_service`` (loaded by path: ``conftest`` names several modules)."""
+    import importlib.util
+    import sys
+    from pathlib import Path
 
-    require_service(reason)
+    name = "maskweb_tests_root_conftest"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(
+            name, Path(__file__).resolve().parents[1] / "conftest.py"
+        )
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        sys.modules[name] = module
+    sys.modules[name].require_service(reason)
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,70 @@
+"""Web fixtures: an app on a temp data dir and a database (SQLite and PostgreSQL), with the queue replaced by a
+recorder (the real queue is tested in tests/service), and helpers that act like a browser or a script."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+from webtools import QueueRecorder, Script, Visitor
+
+from backend.settings import Settings
+from backend.web import create_app
+
+
+def _load_databases():
+    name = "maskweb_test_databases"
+    if name not in sys.modules:
+        path = Path(__file__).resolve().parents[1] / "storage" / "databases.py"
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+_db = _load_databases()
+postgres_url = _db.postgres_url
+database_url = _db.database_url
+engine = _db.engine
+
+
+@pytest.fixture
+def settings(tmp_path, database_url) -> Settings:
+    return Settings(
+        data_dir=tmp_path / "data",
+        database_url=database_url,
+        weights=tmp_path / "no-weights.h5",
+        secret_key="test-secret-key",
+        frontend_dir=tmp_path / "frontend",
+        upload_rate_limit="1000 per minute",
+    )
+
+
+@pytest.fixture
+def queue() -> QueueRecorder:
+    return QueueRecorder()
+
+
+@pytest.fixture
+def app(settings, queue):
+    app = create_app(settings, submit=queue.submit, cancel=queue.cancel)
+    yield app
+    app.extensions["maskweb"].engine.dispose()
+
+
+@pytest.fixture
+def visitor(app) -> Visitor:
+    return Visitor(app)
+
+
+@pytest.fixture
+def other_visitor(app) -> Visitor:
+    return Visitor(app)
+
+
+@pytest.fixture
+def script(app) -> Script:
+    return Script(app)

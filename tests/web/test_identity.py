@@ -1,0 +1,100 @@
+"""Identity cookie, CSRF, bearer tokens, and users kept apart."""
+
+from __future__ import annotations
+
+import hashlib
+
+from sqlalchemy import select
+from webtools import Visitor, png
+
+from backend.storage.db import session_scope
+from backend.storage.models import ApiToken, User
+
+
+def test_first_visit_gets_a_signed_httponly_lax_long_lived_cookie(app):
+    client = app.test_client()
+    response = client.get("/api/session")
+    assert response.status_code == 200
+    cookie = response.headers["Set-Cookie"]
+    assert cookie.startswith("maskweb_id=")
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Path=/" in cookie
+    max_age = int(cookie.split("Max-Age=")[1].split(";")[0])
+    assert max_age >= 180 * 24 * 3600
+    body = response.get_json()
+    assert len(body["user_id"]) == 32 and body["csrf_token"]
+    # the same identity afterwards, and no new cookie
+    again = client.get("/api/session")
+    assert again.get_json()["user_id"] == body["user_id"]
+    assert "Set-Cookie" not in again.headers
+    with session_scope(app.extensions["maskweb"].engine) as db:
+        assert db.get(User, body["user_id"]) is not None
+
+
+def test_a_tampered_cookie_is_a_new_visitor(app, visitor):
+    client = app.test_client()
+    client.set_cookie("maskweb_id", f"{visitor.user_id}.forged-signature")
+    body = client.get("/api/session").get_json()
+    assert body["user_id"] != visitor.user_id
+
+
+def test_cookie_requests_that_change_state_need_the_csrf_header(app, visitor):
+    for headers in ({}, {"X-CSRF-Token": "wrong"}, {"X-CSRF-Token": Visitor(app).csrf}):
+        response = visitor.client.post("/api/tokens", headers=headers)
+        assert response.status_code == 403
+        error = response.get_json()["error"]
+        assert error["code"] == "csrf_failed" and "X-CSRF-Token" in error["message"]
+    job = visitor.upload(png())[0]
+    assert visitor.client.delete(f"/api/jobs/{job['id']}").status_code == 403
+    assert visitor.client.post(f"/api/jobs/{job['id']}/cancel").status_code == 403
+    assert visitor.post("/api/tokens").status_code == 201  # with the right header
+
+
+def test_upload_without_any_identity_is_refused(app):
+    client = app.test_client()
+    response = client.post("/api/jobs", data={}, content_type="multipart/form-data")
+    assert response.status_code == 401
+    assert response.get_json()["error"]["code"] == "unauthenticated"
+
+
+def test_bearer_tokens_need_no_csrf_and_are_stored_only_as_sha256(app, script):
+    job = script.upload(png())[0]
+    assert script.get(f"/api/jobs/{job['id']}").status_code == 200
+    assert script.post(f"/api/jobs/{job['id']}/cancel").status_code == 200
+    with session_scope(app.extensions["maskweb"].engine) as db:
+        rows = db.scalars(select(ApiToken).where(ApiToken.user_id == script.user_id)).all()
+        assert [r.token_sha256 for r in rows] == [hashlib.sha256(script.token.encode()).hexdigest()]
+        assert rows[0].last_used_at is not None
+
+
+def test_a_cookie_user_can_make_a_token_for_itself(app, visitor):
+    job = visitor.upload(png())[0]
+    token = visitor.post("/api/tokens").get_json()["token"]
+    client = app.test_client()
+    response = client.get(f"/api/jobs/{job['id']}", headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 200
+
+
+def test_an_unknown_bearer_token_is_401_not_a_fallback_to_the_cookie(app, visitor):
+    job = visitor.upload(png())[0]
+    response = visitor.client.get(f"/api/jobs/{job['id']}", headers={"Authorization": "Bearer mw_nope"})
+    assert response.status_code == 401
+    assert response.get_json()["error"]["code"] == "invalid_token"
+
+
+def test_two_users_are_isolated(app, visitor, other_visitor, script):
+    job = visitor.upload(png())[0]
+    url = f"/api/jobs/{job['id']}"
+    missing = "/api/jobs/" + "0" * 32
+    for stranger in (other_visitor, script):
+        for suffix in ("", "/image", "/thumbnail", "/result", "/overlay"):
+            response = stranger.get(url + suffix)
+            assert response.status_code == 404
+            # the same answer as for a job that does not exist: existence does not leak
+            assert response.get_json() == stranger.get(missing + suffix).get_json()
+        assert stranger.post(url + "/cancel").status_code == 404
+        assert stranger.post(url + "/share").status_code == 404
+        assert stranger.delete(url + "/share").status_code == 404
+        assert stranger.delete(url).status_code == 404
+        assert stranger.get("/api/jobs").get_json()["jobs"] == []
+    assert visitor.get(url).get_json()["state"] == "queued"
+    assert [j["id"] for j in visitor.get("/api/jobs").get_json()["jobs"]] == [job["id"]]
