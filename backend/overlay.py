@@ -68,10 +68,14 @@ def render_overlay(image, result: SegmentationResult) -> Image.Image:
     for inst in instances:
         color = instance_color(inst.id)
         _dashed_rectangle(draw, inst.box, (*color, round(255 * BOX_ALPHA)))
-        x1, y1 = inst.box[0], inst.box[1]
+        caption = f"{inst.class_name} {inst.score:.3f}"
+        left, top, right, bottom = draw.textbbox((0, 0), caption, font=font, stroke_width=1)
+        # matterport's place (inside the box, below its top edge), moved in where it would leave the image.
+        x = min(inst.box[0] + BOX_WIDTH, width - right - 1)
+        y = min(inst.box[1] + CAPTION_OFFSET, height - bottom - 1)
         draw.text(
-            (x1 + BOX_WIDTH, y1 + CAPTION_OFFSET),
-            f"{inst.class_name} {inst.score:.3f}",
+            (max(x, -left), max(y, -top)),
+            caption,
             fill=(255, 255, 255, 255),
             font=font,
             stroke_width=1,

@@ -123,3 +123,20 @@ def test_instance_colours_match_the_browser_view():
         ["node", "-e", script], capture_output=True, text=True, check=True, timeout=60
     ).stdout
     assert [list(instance_color(i)) for i in range(40)] == json.loads(out)
+
+
+def test_a_caption_near_the_edge_moves_inside_the_image():
+    image = np.zeros((H, W, 3), np.uint8)
+    masks = np.zeros((H, W, 1), dtype=bool)
+    masks[H - 4 :, W - 4 :, 0] = True
+    dets = {
+        "rois": np.array([[H - 4, W - 4, H, W]], dtype=np.int32),
+        "class_ids": np.array([2], dtype=np.int32),
+        "scores": np.array([0.75], dtype=np.float32),
+        "masks": masks,
+    }
+    out = np.asarray(render_overlay(image, SegmentationResult.from_detections(dets, CLASS_NAMES)))
+    white = out.min(axis=2) > 150  # anti-aliased white text
+    # The caption "cat 0.750" is white text; drawn at the box corner it would fall off the bottom-right.
+    assert white[:, : W - 10].sum() > 20
+    assert white[: H - 4, :].sum() > 20
