@@ -18,15 +18,21 @@ export function paintFill(idMap, palette, out) {
 
 /**
  * Mark the outline of every visible instance: its pixels that touch (4-neighbourhood) another instance, the
- * background or the image edge. One pixel wide; the viewer thickens it when the image is shown scaled down.
+ * background or the image edge, thickened to a disc of `radius` pixels around each such pixel so outlines stay
+ * visible when a large photo is shown scaled down. Cost: one pass over the map plus radius² per outline pixel.
  * @param {Int32Array} idMap
  * @param {number} width
  * @param {number} height
  * @param {Uint32Array} palette
  * @param {Uint32Array} out receives the pixels; fully overwritten
+ * @param {number} [radius] 0 = one pixel wide
  */
-export function paintOutlines(idMap, width, height, palette, out) {
+export function paintOutlines(idMap, width, height, palette, out, radius = 0) {
   out.fill(0);
+  const offsets = [];
+  for (let dy = -radius; dy <= radius; dy++) {
+    for (let dx = -radius; dx <= radius; dx++) if (dx * dx + dy * dy <= radius * radius) offsets.push(dx, dy);
+  }
   for (let y = 0; y < height; y++) {
     const row = y * width;
     const edgeRow = y === 0 || y === height - 1;
@@ -43,7 +49,16 @@ export function paintOutlines(idMap, width, height, palette, out) {
         idMap[p - width] !== id ||
         idMap[p + width] !== id
       ) {
-        out[p] = palette[id];
+        const color = palette[id];
+        if (radius === 0) {
+          out[p] = color;
+          continue;
+        }
+        for (let k = 0; k < offsets.length; k += 2) {
+          const nx = x + offsets[k];
+          const ny = y + offsets[k + 1];
+          if (nx >= 0 && ny >= 0 && nx < width && ny < height) out[ny * width + nx] = color;
+        }
       }
     }
   }

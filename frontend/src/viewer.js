@@ -62,6 +62,7 @@ export class Viewer {
     this.ready = new Promise((resolve, reject) => {
       this.image.addEventListener("load", () => {
         this.render();
+        this.primeHighlight();
         this.warmPatches();
         resolve(this);
       });
@@ -171,7 +172,9 @@ export class Viewer {
       this.instanceList,
     );
     this.root.replaceChildren(el("div", { class: "viewer" }, el("div", { class: "stage-wrap" }, this.stage), controls));
-    this.resizeObserver = new ResizeObserver(() => this.scheduleRender("compose"));
+    this.resizeObserver = new ResizeObserver(() =>
+      this.scheduleRender(this.outlineRadius === this.wantedOutlineRadius() ? "compose" : "paint"),
+    );
     this.resizeObserver.observe(this.overlay);
     document.addEventListener("keydown", (e) => {
       if (e.key === "Escape") this.setPinned(-1);
@@ -197,6 +200,7 @@ export class Viewer {
 
   /** Rebuild what a change needs: 3 = instance map (visibility), 2 = pixel layers (colours), 1 = compose. */
   render(level = 3) {
+    const started = performance.now();
     if (level >= 3) {
       this.order = stackOrder(this.instances, (i) => this.isVisible(i));
       this.idMap = buildInstanceMap(this.width, this.height, this.runs, this.order);
@@ -205,10 +209,16 @@ export class Viewer {
       this.renderLegend();
       this.renderInstanceList();
     }
+    const mapped = performance.now();
     if (level >= 2) this.paintLayers();
+    const painted = performance.now();
     this.compose();
+    performance.measure("maskweb:map", { start: started, end: mapped });
+    performance.measure("maskweb:paint", { start: mapped, end: painted });
+    performance.measure("maskweb:compose", { start: painted, end: performance.now() });
     this.shown = -2; // force the highlight to redraw with current colours
     this.showHighlight();
+    performance.measure(`maskweb:render:${level}`, { start: started, end: performance.now() });
   }
 
   paintLayers() {
@@ -221,9 +231,14 @@ export class Viewer {
     const words = new Uint32Array(pixels.data.buffer);
     paintFill(this.idMap, palette, words);
     this.fillCanvas.getContext("2d").putImageData(pixels, 0, 0);
-    paintOutlines(this.idMap, width, height, palette, words);
+    this.outlineRadius = this.wantedOutlineRadius();
+    paintOutlines(this.idMap, width, height, palette, words, this.outlineRadius);
     this.outlineCanvas.getContext("2d").putImageData(pixels, 0, 0);
-    this.paintGeneration = (this.paintGeneration || 0) + 1;
+  }
+
+  /** Outline half-width in image pixels for about one and a half screen pixels of line. */
+  wantedOutlineRadius() {
+    return Math.max(0, Math.round(this.pixelScale() * 0.75));
   }
 
   /** Image pixels per CSS pixel: line widths are set in screen pixels so they read the same at any size. */
@@ -314,6 +329,19 @@ export class Viewer {
       this.patches.set(index, canvas);
     }
     return canvas;
+  }
+
+  /**
+   * Draw and clear the top instance once, so the highlight canvas' backing store exists before the first
+   * pointer move (allocating it then would make the first hover the slowest).
+   */
+  primeHighlight() {
+    const top = this.order[0];
+    if (top === undefined) return;
+    const ctx = this.highlight.getContext("2d");
+    const rect = drawHighlight(ctx, this, top, this.pixelScale());
+    ctx.clearRect(...rect);
+    ctx.getImageData(0, 0, 1, 1); // make the browser carry the drawing out now
   }
 
   /** Build the highlight patches in idle time, top instances first, so the first hover is as fast as later ones. */
@@ -446,7 +474,7 @@ function drawOverlay(ctx, viewer, scale) {
   ctx.globalAlpha = settings.opacity;
   ctx.drawImage(viewer.fillCanvas, 0, 0);
   ctx.globalAlpha = 1;
-  if (settings.outlines) ctx.drawImage(thickOutlines(viewer, Math.max(0, Math.round(scale * 0.75))), 0, 0);
+  if (settings.outlines) ctx.drawImage(viewer.outlineCanvas, 0, 0);
   if (settings.boxes) {
     const line = Math.max(1, 1.5 * scale);
     const font = Math.max(10, Math.round(12 * scale));
@@ -472,25 +500,6 @@ function drawOverlay(ctx, viewer, scale) {
     }
   }
   ctx.restore();
-}
-
-/**
- * The one-pixel outlines thickened by `radius` pixels (so they stay visible when the photo is shown scaled
- * down), cached until the layers are repainted or the radius changes.
- */
-function thickOutlines(viewer, radius) {
-  if (radius === 0) return viewer.outlineCanvas;
-  const key = `${viewer.paintGeneration}:${radius}`;
-  if (viewer.thickOutlineKey !== key) {
-    viewer.thickOutlineCanvas ??= newCanvas(viewer.width, viewer.height);
-    const ctx = viewer.thickOutlineCanvas.getContext("2d");
-    ctx.clearRect(0, 0, viewer.width, viewer.height);
-    for (let dx = -radius; dx <= radius; dx++) {
-      for (let dy = -radius; dy <= radius; dy++) if (dx * dx + dy * dy <= radius * radius) ctx.drawImage(viewer.outlineCanvas, dx, dy);
-    }
-    viewer.thickOutlineKey = key;
-  }
-  return viewer.thickOutlineCanvas;
 }
 
 /** Draw one instance's highlight; returns the rectangle it covered, for clearing on the next change. */

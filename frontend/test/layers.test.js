@@ -42,3 +42,19 @@ test("an instance patch holds the instance's own mask inside its bounds", () => 
   assert.deepEqual(bounds, { x: 1, y: 1, width: 2, height: 2 });
   assert.deepEqual(Array.from(instancePatch(runs, bounds, RED)), [RED, RED, 0, RED]);
 });
+
+test("a thick outline covers the disc of its radius around each outline pixel, clipped at the edges", () => {
+  const w = 9;
+  const map = new Int32Array(81).fill(-1);
+  map[4 * w + 4] = 0; // one instance pixel in the middle: its own outline
+  const out = new Uint32Array(81);
+  paintOutlines(map, w, 9, palette, out, 2);
+  const marked = [];
+  for (let p = 0; p < 81; p++) if (out[p]) marked.push([p % w, Math.floor(p / w)]);
+  assert.equal(marked.length, 13); // the lattice points with dx² + dy² <= 4
+  assert.ok(marked.every(([x, y]) => (x - 4) ** 2 + (y - 4) ** 2 <= 4));
+  const corner = new Int32Array(81).fill(-1);
+  corner[0] = 1;
+  paintOutlines(corner, w, 9, palette, out, 2);
+  assert.equal(out.filter((v) => v === BLUE).length, 6); // the quarter disc inside the image
+});
