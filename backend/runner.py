@@ -171,6 +171,13 @@ def cmd_worker(args: argparse.Namespace) -> int:
     if not settings.redis_url:
         print("maskweb worker: set REDIS_URL (the broker), e.g. redis://127.0.0.1:6379/0", file=sys.stderr)
         return 2
+    from backend.model_config import ModelConfigError, load_model_config
+
+    try:
+        load_model_config(settings.model_config)  # fail here, once, rather than in every pool process
+    except ModelConfigError as exc:
+        print(f"maskweb worker: {exc}", file=sys.stderr)
+        return 2
     while settings.weights_missing:
         # Jobs wait in the queue meanwhile; a worker without a model would only fail them.
         print(f"maskweb worker: waiting for weights. {settings.weights_missing}", file=sys.stderr, flush=True)
@@ -199,7 +206,8 @@ def web_argv(host: str, port: int, threads: int = WEB_THREADS) -> list[str]:
         "--timeout", "120",
         "--graceful-timeout", "10",
         "--access-logfile", "-",
-        "backend.web.app:create_app()",
+        "--no-control-socket",  # several servers on one machine would fight over its one default path
+        "backend.web.wsgi:app",
     ]  # fmt: skip
 
 

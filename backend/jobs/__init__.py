@@ -36,28 +36,21 @@ def submit(settings: Settings, job_ids: list[str]) -> dict[str, int]:
 
 
 def cancel(settings: Settings, job_or_id) -> object | None:
-    """Cancel a job (a ``Job`` or its id). Returns the updated ``Job`` (detached) or None when it no longer
-    exists. Finished jobs are returned unchanged. Publishes the new state and re-pumps the queue."""
-    from sqlalchemy import update
-
+    """Cancel a job (a ``Job`` or its id): a waiting one is ``cancelled`` at once, a running one gets
+    ``cancel_requested`` and its worker ends it at the next stage boundary (``backend.storage.repo.cancel_job``,
+    idempotent, so the web may have applied it already). Publishes the job's state and re-pumps the queue
+    (the positions behind it move). Returns the updated ``Job`` (detached), or None when it no longer exists.
+    """
+    from backend.storage import repo
     from backend.storage.db import session_scope
-    from backend.storage.models import CANCELLED, QUEUED, RUNNING, Job, utcnow
+    from backend.storage.models import Job
 
     from .connections import engine
     from .events import publish_job
 
     job_id = job_or_id if isinstance(job_or_id, str) else job_or_id.id
     with session_scope(engine(settings)) as session:
-        # A waiting (or dispatched, not yet started) job is cancelled here; the worker skips its message.
-        session.execute(
-            update(Job)
-            .where(Job.id == job_id, Job.state == QUEUED)
-            .values(state=CANCELLED, stage=None, cancel_requested=True, finished_at=utcnow())
-        )
-        # A running job is told to stop; the worker ends it at the next stage boundary.
-        session.execute(
-            update(Job).where(Job.id == job_id, Job.state == RUNNING).values(cancel_requested=True)
-        )
+        repo.cancel_job(session, job_id)
     with session_scope(engine(settings)) as session:
         job = session.get(Job, job_id)
     if job is None:

@@ -2,7 +2,7 @@
 
 Redis keys (all with a time-to-live, so a dead process's keys vanish by themselves):
 
-- ``maskweb:worker:<hostname>`` = pid, TTL ``WORKER_TTL_S``: a worker process is alive (``/readyz`` reads it).
+- ``maskweb:worker:<hostname>`` = JSON ``{pid, model_config, started_at}``, TTL ``WORKER_TTL_S``: a worker process is alive (``/readyz`` reads it).
 - ``maskweb:lease:<job id>`` = ``<hostname>|<pid>``, TTL ``LEASE_TTL_S``: that process is running the job.
 
 A ``Heartbeat`` thread in each worker process refreshes both every ``HEARTBEAT_S`` seconds and runs ``reap``
@@ -14,9 +14,11 @@ dispatcher hands it out again. A job held by a dead worker is therefore running 
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import threading
+import time
 
 from backend.settings import Settings
 
@@ -165,6 +167,9 @@ class Heartbeat(threading.Thread):
         self._held: set[str] = set()
         self._held_lock = threading.Lock()
         self._stop = threading.Event()
+        self.info = json.dumps(
+            {"pid": os.getpid(), "model_config": str(settings.model_config), "started_at": round(time.time())}
+        )
 
     def hold(self, job_id: str) -> bool:
         """Take the job's lease (False if another live process holds it) and keep it fresh."""
@@ -181,7 +186,7 @@ class Heartbeat(threading.Thread):
 
     def beat(self) -> None:
         r = redis_client(self.settings)
-        r.set(worker_key(self.hostname), str(os.getpid()), ex=WORKER_TTL_S)
+        r.set(worker_key(self.hostname), self.info, ex=WORKER_TTL_S)
         with self._held_lock:
             held = list(self._held)
         for job_id in held:

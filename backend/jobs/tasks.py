@@ -57,7 +57,12 @@ def register(app):
 
     def on_process_init(sender=None, **_):
         hostname = sender if isinstance(sender, str) and sender else f"maskweb@{socket.gethostname()}"
-        start_process(settings, hostname)
+        try:
+            start_process(settings, hostname)
+        except BaseException:
+            # Celery would log and carry on without a model; a process that cannot work must not take jobs.
+            log.critical("worker process %d could not load the model; exiting", os.getpid(), exc_info=True)
+            os._exit(3)
 
     def on_process_shutdown(**_):
         stop_process()

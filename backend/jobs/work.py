@@ -30,6 +30,7 @@ from .leases import MAX_ATTEMPTS
 
 log = logging.getLogger(__name__)
 
+CANCELLED_ERROR = {"error_code": "cancelled", "error": "Cancelled by its owner."}  # as backend.storage.repo
 PROGRESS_EVERY_S = 0.5  # at most this often a progress-only update is written and published
 
 
@@ -173,7 +174,7 @@ def claim(settings: Settings, job_id: str, task_id: str):
             return None
         guard = (Job.id == job_id, Job.celery_task_id == task_id, Job.state.in_((QUEUED, RUNNING)))
         if job.cancel_requested:
-            values = dict(state=CANCELLED, stage=None, finished_at=utcnow())
+            values = dict(state=CANCELLED, stage=None, finished_at=utcnow(), **CANCELLED_ERROR)
         elif job.attempts >= MAX_ATTEMPTS:
             values = dict(
                 state=FAILED,
@@ -264,7 +265,7 @@ def run_job(settings: Settings, segmenter, heartbeat, job_id: str, task_id: str)
             state = DONE
         except JobCancelled:
             _remove_outputs(settings, job_id)
-            run.finish(CANCELLED)
+            run.finish(CANCELLED, **CANCELLED_ERROR)
             state = CANCELLED
         except JobLost:
             raise

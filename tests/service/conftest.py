@@ -1,0 +1,47 @@
+"""Fixtures of the service tests: one running stack per database, shared by the tests of the session.
+
+``stack`` (SQLite) and ``pg_stack`` (PostgreSQL; skipped locally, failed in CI, when there is no server) run
+the real web server, worker and a private Redis; see ``stack.py``. Tests must leave no job running and no hold
+set (the ``clean_holds`` fixture releases holds after each test).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import require_service
+
+from .stack import Stack, drop_postgres, postgres_url, write_model_config
+
+
+@pytest.fixture(scope="session")
+def small_model_config(parity_dir, tmp_path_factory):
+    return write_model_config(parity_dir, tmp_path_factory.mktemp("model") / "small.json")
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory, small_weights, small_model_config):
+    with Stack.start(tmp_path_factory.mktemp("stack"), small_weights, small_model_config) as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def pg_stack(tmp_path_factory, small_weights, small_model_config):
+    url = postgres_url()
+    if url is None:
+        require_service("PostgreSQL on 127.0.0.1:5432")
+    try:
+        with Stack.start(tmp_path_factory.mktemp("pgstack"), small_weights, small_model_config, database_url=url) as running:
+            yield running
+    finally:
+        drop_postgres(url)
+
+
+@pytest.fixture(autouse=True)
+def clean_holds(request):
+    yield
+    for name in ("stack", "pg_stack"):
+        if name in request.fixturenames:
+            running = request.getfixturevalue(name)
+            for key in running.redis().scan_iter(match="maskweb:test:hold:*"):
+                running.redis().delete(key)

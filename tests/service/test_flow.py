@@ -1,0 +1,49 @@
+"""The main flow with the real parts: upload -> live events over WebSocket -> done -> result and overlay."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from PIL import Image
+
+from .stack import png_bytes
+
+STAGES = ("decode", "model", "masks", "saving")
+
+
+def _check_main_flow(stack):
+    user = stack.user()
+    job = user.upload(png_bytes(80, 60), names=["shapes.png"])[0]
+    assert job["state"] == "queued" and job["filename"] == "shapes.png"
+
+    events = user.follow(job["id"])
+    final = events[-1]
+    assert final["state"] == "done", final
+    seen_stages = [e["stage"] for e in events if e["state"] == "running"]
+    assert [s for s in STAGES if s in seen_stages] == list(STAGES), seen_stages
+    assert seen_stages == sorted(seen_stages, key=STAGES.index)  # never back to an earlier stage
+    assert final == user.job(job["id"]) | {"queue_position": final["queue_position"]}
+    assert final["instance_count"] is not None and set(final["timings"]) >= set(STAGES)
+
+    result = user.get(f"/api/jobs/{job['id']}/result").json()
+    assert (result["width"], result["height"]) == (80, 60)
+    assert len(result["instances"]) == final["instance_count"]
+    for inst in result["instances"]:
+        assert inst["class_name"] in ("circle", "square", "triangle")
+        assert inst["mask"]["size"] == [60, 80]
+    overlay = user.get(final["urls"]["overlay"])
+    assert overlay.headers["Content-Type"] == "image/png"
+    assert Image.open(io.BytesIO(overlay.content)).size == (80, 60)
+
+    row = stack.db_jobs(job["id"])[job["id"]]
+    assert row["attempts"] == 1 and row["started_at"] is not None and row["dispatched_at"] is not None
+
+
+def test_upload_events_result_sqlite(stack):
+    _check_main_flow(stack)
+
+
+@pytest.mark.slow
+def test_upload_events_result_postgres(pg_stack):
+    _check_main_flow(pg_stack)

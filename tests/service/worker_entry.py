@@ -1,0 +1,32 @@
+"""``maskweb worker`` with test holds: before a job enters a stage, wait while ``maskweb:test:hold:<stage>``
+exists in Redis (see ``stack.hold``). Everything else is the production worker."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from backend.cli import main  # noqa: E402
+from backend.jobs import work  # noqa: E402
+from backend.jobs.connections import redis_client  # noqa: E402
+
+HOLD_PREFIX = "maskweb:test:hold:"
+HOLD_LIMIT_S = 300
+
+_enter_stage = work.JobRun.enter_stage
+
+
+def enter_stage_with_hold(self, stage: str) -> None:
+    deadline = time.monotonic() + HOLD_LIMIT_S
+    while redis_client(self.settings).exists(HOLD_PREFIX + stage) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    _enter_stage(self, stage)
+
+
+work.JobRun.enter_stage = enter_stage_with_hold
+
+if __name__ == "__main__":
+    sys.exit(main(["worker", *sys.argv[1:]]))
