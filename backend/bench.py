@@ -4,7 +4,9 @@ What is timed is ``Segmenter.segment_batch`` (molding, the network, detection, u
 and their run-length encoding): what a worker spends per image. For each batch size the model is built once
 and warmed up (the first call traces and compiles), then ``--repeat`` batches of ``--size`` x ``--size`` images
 are timed. Reported per batch size: median and 90th percentile seconds per image, images per second, mean
-detections per image (unmolding cost grows with it) and the process's peak resident memory so far.
+detections per image (unmolding cost grows with it) and peak resident memory. Each batch size runs in a
+fresh process (spawned), so its peak memory is that of one worker holding one model, nothing else. The images
+are seeded random noise: content changes the detections, not the network's cost.
 
 Weights do not change the speed, only the number of detections; without real weights ``--random-weights``
 generates a file in the model's real layout with ``shared/parity/make_fake_weights.py`` (seed 6, which gives
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import platform
 import resource
@@ -93,48 +96,18 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _measure(args, config, class_names, weights, weights_text) -> dict:
-    import keras
-    import numpy as np
-
-    from backend.pipeline import Segmenter
-
-    rng = np.random.default_rng(0)
+    # Each batch size runs in a fresh process, so its peak memory is its own and not the previous model's.
+    context = multiprocessing.get_context("spawn")
     rows = []
     for batch in args.batch:
-        batch_config = type(config).from_dict({**config.to_dict(), "IMAGES_PER_GPU": batch})
-        started = time.perf_counter()
-        segmenter = Segmenter(batch_config, class_names, weights)
-        build_s = time.perf_counter() - started
-        images = [rng.integers(0, 256, size=(args.size, args.size, 3), dtype=np.uint8) for _ in range(batch)]
-        started = time.perf_counter()
-        segmenter.segment_batch(images)
-        warmup_s = time.perf_counter() - started
-        per_image, detections = [], []
-        for _ in range(args.repeat):
-            started = time.perf_counter()
-            results = segmenter.segment_batch(images)
-            per_image.append((time.perf_counter() - started) / batch)
-            detections.extend(len(r.instances) for r in results)
-        rows.append(
-            {
-                "batch": batch,
-                "median_s_per_image": float(np.median(per_image)),
-                "p90_s_per_image": float(np.percentile(per_image, 90)),
-                "images_per_s": float(1.0 / np.median(per_image)),
-                "detections_per_image": float(np.mean(detections)),
-                "build_s": build_s,
-                "warmup_s": warmup_s,
-                "peak_rss_mib": _peak_rss_mib(),
-                "runs_s_per_image": per_image,
-            }
-        )
-        del segmenter
+        with context.Pool(1) as pool:
+            rows.append(pool.apply(_measure_batch, (args.config, batch, weights, args.size, args.repeat)))
     return {
         "config": args.config,
         "backbone": config.BACKBONE,
         "num_classes": config.NUM_CLASSES,
         "weights": weights_text,
-        "keras_backend": keras.backend.backend(),
+        "keras_backend": rows[0]["keras_backend"],
         "image_size": [args.size, args.size],
         "repeat": args.repeat,
         "machine": {
@@ -143,6 +116,44 @@ def _measure(args, config, class_names, weights, weights_text) -> dict:
             "python": platform.python_version(),
         },
         "rows": rows,
+    }
+
+
+def _measure_batch(config_spec: str, batch: int, weights: Path | None, size: int, repeat: int) -> dict:
+    """Build the model for ``batch`` images at once, warm it up, time ``repeat`` batches (in a child process)."""
+    import keras
+    import numpy as np
+
+    from backend.model_config import load_model_config
+    from backend.pipeline import Segmenter
+
+    config, class_names = load_model_config(config_spec)
+    batch_config = type(config).from_dict({**config.to_dict(), "IMAGES_PER_GPU": batch})
+    started = time.perf_counter()
+    segmenter = Segmenter(batch_config, class_names, weights)
+    build_s = time.perf_counter() - started
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 256, size=(size, size, 3), dtype=np.uint8) for _ in range(batch)]
+    started = time.perf_counter()
+    segmenter.segment_batch(images)
+    warmup_s = time.perf_counter() - started
+    per_image, detections = [], []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        results = segmenter.segment_batch(images)
+        per_image.append((time.perf_counter() - started) / batch)
+        detections.extend(len(r.instances) for r in results)
+    return {
+        "batch": batch,
+        "median_s_per_image": float(np.median(per_image)),
+        "p90_s_per_image": float(np.percentile(per_image, 90)),
+        "images_per_s": float(1.0 / np.median(per_image)),
+        "detections_per_image": float(np.mean(detections)),
+        "build_s": build_s,
+        "warmup_s": warmup_s,
+        "peak_rss_mib": _peak_rss_mib(),
+        "runs_s_per_image": per_image,
+        "keras_backend": keras.backend.backend(),
     }
 
 
