@@ -8,7 +8,6 @@ set (the ``clean_holds`` fixture releases holds after each test).
 from __future__ import annotations
 
 import pytest
-
 from conftest import require_service
 
 from .stack import Stack, drop_postgres, postgres_url, write_model_config
@@ -31,7 +30,9 @@ def pg_stack(tmp_path_factory, small_weights, small_model_config):
     if url is None:
         require_service("PostgreSQL on 127.0.0.1:5432")
     try:
-        with Stack.start(tmp_path_factory.mktemp("pgstack"), small_weights, small_model_config, database_url=url) as running:
+        with Stack.start(
+            tmp_path_factory.mktemp("pgstack"), small_weights, small_model_config, database_url=url
+        ) as running:
             yield running
     finally:
         drop_postgres(url)

@@ -124,7 +124,10 @@ class User:
     def upload(self, *images: bytes, names: list[str] | None = None) -> list[dict]:
         """POST /api/jobs with one ``image`` field per image; returns the jobs (raises on a non-202)."""
         names = names or [f"image{i}.png" for i in range(len(images))]
-        files = [("image", (name, data, "application/octet-stream")) for name, data in zip(names, images)]
+        files = [
+            ("image", (name, data, "application/octet-stream"))
+            for name, data in zip(names, images, strict=True)
+        ]
         response = self.post("/api/jobs", files=files)
         if response.status_code != 202:
             raise AssertionError(f"upload answered {response.status_code}: {response.text}")
@@ -218,7 +221,9 @@ class Watcher:
 class Stack:
     """Web + worker + Redis + database around one data directory. Build with ``Stack.start(...)``."""
 
-    def __init__(self, root: Path, weights: Path, model_config: Path, database_url: str | None = None, **settings):
+    def __init__(
+        self, root: Path, weights: Path, model_config: Path, database_url: str | None = None, **settings
+    ):
         self.root = Path(root)
         self.redis_server = PrivateRedis(self.root / "redis")
         self.settings = Settings(
@@ -329,9 +334,13 @@ class Stack:
                 if ready():
                     return
             if proc.poll() is not None:
-                raise RuntimeError(f"the {name} exited with {proc.returncode}; see {self.logs / (name + '.log')}")
+                raise RuntimeError(
+                    f"the {name} exited with {proc.returncode}; see {self.logs / (name + '.log')}"
+                )
             if time.monotonic() > deadline:
-                raise TimeoutError(f"the {name} was not ready in {timeout_s}s; see {self.logs / (name + '.log')}")
+                raise TimeoutError(
+                    f"the {name} was not ready in {timeout_s}s; see {self.logs / (name + '.log')}"
+                )
             time.sleep(0.2)
 
     # --- looking inside ---------------------------------------------------------------------------------------
@@ -361,9 +370,7 @@ class Stack:
         try:
             with session_scope(engine) as session:
                 rows = session.scalars(select(Job).where(Job.id.in_(job_ids))).all()
-                return {
-                    job.id: {c.name: getattr(job, c.name) for c in Job.__table__.columns} for job in rows
-                }
+                return {job.id: {c.name: getattr(job, c.name) for c in Job.__table__.columns} for job in rows}
         finally:
             engine.dispose()
 

@@ -20,7 +20,9 @@ def test_one_users_batch_does_not_hold_back_another_user(stack):
     alice, bob = stack.user(), stack.user()
     stack.hold("model")
     a = [j["id"] for j in alice.upload(*(png_bytes(32, 32, seed=i) for i in range(5)))]
-    alice.wait(a[0], states=("running",))  # a[0] runs (held), a[1] is inside Celery, a[2:] wait in the database
+    alice.wait(
+        a[0], states=("running",)
+    )  # a[0] runs (held), a[1] is inside Celery, a[2:] wait in the database
     b = bob.upload(png_bytes(32, 32, seed=9))[0]
 
     positions = {j: alice.job(j)["queue_position"] for j in a[1:]}
@@ -77,7 +79,9 @@ def test_failing_job_gets_a_clear_reason(stack):
     user.wait(blocker["id"], states=("running",))
     broken = user.upload(png_bytes(40, 40))[0]
     # the stored original goes bad while the job waits (a disk error, an operator's mistake)
-    (stack.settings.data_dir / "jobs" / broken["id"] / "original.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
+    (stack.settings.data_dir / "jobs" / broken["id"] / "original.png").write_bytes(
+        b"\x89PNG\r\n\x1a\n garbage"
+    )
     stack.release("model")
     final = user.wait(broken["id"])
     assert final["state"] == "failed"

@@ -1,0 +1,67 @@
+"""A worker that dies mid-job: the job comes back and completes exactly once; one that keeps dying fails."""
+
+from __future__ import annotations
+
+import pytest
+
+from backend.jobs.work import claim
+from backend.storage.db import make_engine, session_scope
+from backend.storage.models import RUNNING, Job, utcnow
+
+from .stack import png_bytes
+
+
+@pytest.mark.slow
+def test_kill_9_of_the_worker_mid_job_then_restart_completes_exactly_once(stack):
+    user = stack.user()
+    stack.hold("masks")
+    first, second = (j["id"] for j in user.upload(png_bytes(56, 40, seed=1), png_bytes(40, 56, seed=2)))
+    with user.socket() as watcher:
+        watcher.subscribe({"job_id": first})
+        watcher.until(first, lambda e: e["state"] == "running" and e["stage"] == "model", 120)
+        old_task_id = stack.db_jobs(first)[first]["celery_task_id"]
+
+        stack.kill_worker()
+        stack.release("masks")
+        assert user.job(first)["state"] == "running"  # nobody has noticed yet: the row still says running
+        stack.start_worker()
+        events = watcher.until(first, lambda e: e["state"] == "done", 240)
+    assert user.wait(second)["state"] == "done"  # the job queued behind it was not lost either
+
+    done_events = [e for e in events if e["state"] == "done"]
+    assert len(done_events) == 1
+    states = [e["state"] for e in events]
+    assert "queued" in states[states.index("running") :]  # it went back to the queue, then ran again
+    row = stack.db_jobs(first)[first]
+    assert row["state"] == "done" and row["attempts"] == 2 and row["error_code"] is None
+    assert row["celery_task_id"] != old_task_id
+    result = user.get(f"/api/jobs/{first}/result").json()
+    assert len(result["instances"]) == row["instance_count"]
+    assert [j["id"] for j in user.get("/api/jobs").json()["jobs"]].count(first) == 1
+
+    # the killed worker's message, should kombu ever restore it, is recognised as stale and changes nothing
+    assert claim(stack.settings, first, old_task_id) is None
+    assert stack.db_jobs(first)[first]["attempts"] == 2
+
+
+def test_a_job_that_keeps_killing_workers_fails_with_a_reason(stack):
+    user = stack.user()
+    engine = make_engine(stack.settings.database_url)
+    try:
+        with session_scope(engine) as session:
+            job = Job(
+                user_id=user.user_id,
+                state=RUNNING,
+                stage="model",
+                filename="crasher.png",
+                dispatched_at=utcnow(),
+                started_at=utcnow(),
+                attempts=3,  # its third start also died: no worker holds its lease
+                celery_task_id="f" * 32,
+            )
+            session.add(job)
+    finally:
+        engine.dispose()
+    final = user.wait(job.id, timeout_s=120)  # the live worker's reaper finds it
+    assert final["state"] == "failed" and final["error_code"] == "worker_lost"
+    assert "3 times" in final["error"]
