@@ -1,4 +1,5 @@
-"""Rate limits (Flask-Limiter): uploads are limited per caller to ``settings.upload_rate_limit``.
+"""Rate limits (Flask-Limiter): uploads and token creation are limited per caller (each separately) to
+``settings.upload_rate_limit``.
 
 The caller is its user id (cookie or bearer token) when it has one, else its address. Counters live in
 Redis when ``REDIS_URL`` is set (shared by every web process), else in memory. A refusal is a JSON 429.
@@ -12,6 +13,7 @@ from flask_limiter import Limiter
 from .errors import ApiError
 
 UPLOAD_ENDPOINT = "api.create_jobs"
+TOKEN_ENDPOINT = "api.create_token"  # creates identities for callers without one: limited like uploads
 
 
 def caller_key() -> str:
@@ -37,7 +39,8 @@ def init_limiter(app: Flask) -> Limiter:
         headers_enabled=True,
         swallow_errors=True,  # a Redis outage must not take uploads down with it
     )
-    view = app.view_functions[UPLOAD_ENDPOINT]
-    app.view_functions[UPLOAD_ENDPOINT] = limiter.limit(settings.upload_rate_limit)(view)
+    for endpoint in (UPLOAD_ENDPOINT, TOKEN_ENDPOINT):
+        view = app.view_functions[endpoint]
+        app.view_functions[endpoint] = limiter.limit(settings.upload_rate_limit, scope=endpoint)(view)
     app.extensions["maskweb_limiter"] = limiter
     return limiter

@@ -1,0 +1,130 @@
+"""Socket.IO over a real WebSocket, with events arriving through the Redis message queue as the worker sends
+them (a write-only ``SocketIO(message_queue=...)``): identity by cookie, API token or share token; the
+subscribe acknowledgement carries the database's state; rooms are per job and private."""
+
+from __future__ import annotations
+
+import queue as queue_module
+import threading
+
+import pytest
+import socketio as socketio_client
+from flask_socketio import SocketIO
+from webtools import Visitor, complete, png
+from werkzeug.serving import make_server
+
+from backend.web import create_app
+
+EVENT_TIMEOUT_S = 30  # a bound for a hung test, not a performance assertion
+
+
+@pytest.fixture
+def server(redis_settings, queue):
+    app = create_app(redis_settings, submit=queue.submit, cancel=queue.cancel)
+    httpd = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    clients = []
+
+    def connect(cookie: str | None = None, auth: dict | None = None):
+        client = socketio_client.Client(reconnection=False)
+        events = queue_module.Queue()
+        client.on("job", events.put)
+        headers = {"Cookie": f"maskweb_id={cookie}"} if cookie else {}
+        client.connect(
+            f"http://127.0.0.1:{httpd.server_port}", headers=headers, auth=auth, transports=["websocket"],
+            wait_timeout=EVENT_TIMEOUT_S,
+        )  # fmt: skip
+        clients.append(client)
+        client.events = events
+        return client
+
+    app.connect = connect
+    yield app
+    for client in clients:
+        if client.eio.ws is not None:
+            client.eio.ws.shutdown()  # drop the TCP connection: no 3 s wait for a closing handshake
+        client.eio.disconnect(abort=True)
+    httpd.shutdown()
+    thread.join(10)
+
+
+def cookie_of(visitor: Visitor) -> str:
+    return visitor.client.get_cookie("maskweb_id").value
+
+
+def publish(redis_url: str, payload: dict) -> None:
+    """What the worker does: emit to the job's room through the message queue, from outside the web."""
+    SocketIO(message_queue=redis_url).emit("job", payload, to=f"job:{payload['id']}")
+
+
+def test_owner_subscribes_and_follows_events_over_websocket(server, redis_settings):
+    owner = Visitor(server)
+    (job,) = owner.upload(png())
+    client = server.connect(cookie=cookie_of(owner))
+    assert client.transport() == "websocket"
+    ack = client.call("subscribe", {"job_id": job["id"]}, timeout=EVENT_TIMEOUT_S)
+    assert ack["ok"] is True
+    assert ack["job"] == owner.get(f"/api/jobs/{job['id']}").get_json()
+    event = dict(ack["job"], state="running", stage="model", progress=0.4, queue_position=None)
+    publish(redis_settings.redis_url, event)
+    assert client.events.get(timeout=EVENT_TIMEOUT_S) == event
+
+
+def test_a_stranger_cannot_subscribe_and_gets_no_events(server, redis_settings):
+    owner, stranger = Visitor(server), Visitor(server)
+    (job,) = owner.upload(png())
+    (own,) = stranger.upload(png())
+    client = server.connect(cookie=cookie_of(stranger))
+    ack = client.call("subscribe", {"job_id": job["id"]}, timeout=EVENT_TIMEOUT_S)
+    assert ack == {"ok": False, "error": {"code": "not_found", "message": ack["error"]["message"]}}
+    assert client.call("subscribe", {"job_id": own["id"]}, timeout=EVENT_TIMEOUT_S)["ok"] is True
+    publish(redis_settings.redis_url, {"id": job["id"], "state": "done"})
+    publish(redis_settings.redis_url, {"id": own["id"], "state": "running"})
+    # events go through one channel in order: the stranger's own event arriving proves the other never will
+    assert client.events.get(timeout=EVENT_TIMEOUT_S) == {"id": own["id"], "state": "running"}
+    assert client.events.empty()
+
+
+def test_unsubscribe_leaves_the_room(server, redis_settings):
+    owner = Visitor(server)
+    first, second = owner.upload(png(), png())
+    client = server.connect(cookie=cookie_of(owner))
+    for job in (first, second):
+        assert client.call("subscribe", {"job_id": job["id"]}, timeout=EVENT_TIMEOUT_S)["ok"]
+    assert client.call("unsubscribe", {"job_id": first["id"]}, timeout=EVENT_TIMEOUT_S) == {"ok": True}
+    publish(redis_settings.redis_url, {"id": first["id"], "state": "done"})
+    publish(redis_settings.redis_url, {"id": second["id"], "state": "done"})
+    assert client.events.get(timeout=EVENT_TIMEOUT_S) == {"id": second["id"], "state": "done"}
+    assert client.events.empty()
+
+
+def test_api_token_and_share_token_identities(server, redis_settings):
+    owner = Visitor(server)
+    (job,) = owner.upload(png())
+    complete(server, job["id"])
+    token = owner.post("/api/tokens").get_json()["token"]
+    scripted = server.connect(auth={"token": token})
+    assert (
+        scripted.call("subscribe", {"job_id": job["id"]}, timeout=EVENT_TIMEOUT_S)["job"]["state"] == "done"
+    )
+
+    share = owner.post(f"/api/jobs/{job['id']}/share").get_json()["token"]
+    anonymous = server.connect()
+    assert anonymous.call("subscribe", {"job_id": job["id"]}, timeout=EVENT_TIMEOUT_S)["ok"] is False
+    ack = anonymous.call("subscribe", {"share_token": share}, timeout=EVENT_TIMEOUT_S)
+    assert ack["ok"] is True and ack["job"]["urls"]["result"] == f"/api/shared/{share}/result"
+    with_share_auth = server.connect(auth={"share_token": share})
+    assert with_share_auth.call("subscribe", {"share_token": share}, timeout=EVENT_TIMEOUT_S)["ok"] is True
+
+    owner.delete(f"/api/jobs/{job['id']}/share")
+    ack = anonymous.call("subscribe", {"share_token": share}, timeout=EVENT_TIMEOUT_S)
+    assert ack["ok"] is False and ack["error"]["code"] == "not_found"
+    bad = anonymous.call("subscribe", {"nothing": 1}, timeout=EVENT_TIMEOUT_S)
+    assert bad["ok"] is False and bad["error"]["code"] == "bad_request"
+
+
+@pytest.mark.parametrize("auth", [{"token": "mw_not-a-token"}, {"share_token": "revoked-or-unknown"}])
+def test_invalid_credentials_refuse_the_connection(server, auth):
+    with pytest.raises(socketio_client.exceptions.ConnectionError):
+        server.connect(auth=auth)
