@@ -18,6 +18,7 @@
 | ``MASKWEB_JOB_TIME_LIMIT`` | ``job_time_limit`` | ``600`` seconds |
 | ``MASKWEB_FRONTEND_DIR`` | ``frontend_dir`` | the repository's ``frontend/`` |
 | ``MASKWEB_UPLOAD_RATE_LIMIT`` | ``upload_rate_limit`` | ``60 per minute`` (Flask-Limiter syntax; per user) |
+| ``MASKWEB_COOKIE_SECURE`` | ``cookie_secure`` | off; set ``1`` behind HTTPS so the identity cookie is ``Secure`` |
 
 This module imports nothing of the rest of maskweb.
 """
@@ -72,6 +73,7 @@ class Settings:
     job_time_limit: int = 600
     frontend_dir: Path = field(default_factory=lambda: REPO_ROOT / "frontend")
     upload_rate_limit: str = "60 per minute"
+    cookie_secure: bool = False
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir).expanduser().resolve()
@@ -107,6 +109,8 @@ class Settings:
             if env.get("MASKWEB_FRONTEND_DIR")
             else defaults["frontend_dir"].default_factory(),
             upload_rate_limit=env.get("MASKWEB_UPLOAD_RATE_LIMIT") or "60 per minute",
+            cookie_secure=(env.get("MASKWEB_COOKIE_SECURE") or "").strip().lower()
+            in ("1", "true", "yes", "on"),
         )
 
     # --- derived values -------------------------------------------------------------------------------------

@@ -166,3 +166,37 @@ def shared_job(session: Session, token: str) -> Job | None:
     if link is None or link.revoked_at is not None:
         return None
     return session.get(Job, link.job_id)
+
+
+# --- orphaned files -----------------------------------------------------------------------------------------------
+
+
+def remove_orphan_files(session: Session, data, min_age_s: float = 3600) -> list[str]:
+    """Delete job directories that have no job row and were last modified over ``min_age_s`` seconds ago.
+
+    Such directories are left only by a process killed between writing an upload's files and committing its
+    rows (any handled failure cleans up at once); the age keeps an upload in flight elsewhere safe.
+    ``data`` is a ``DataDir``. Returns the ids removed.
+    """
+    import time
+
+    on_disk = data.job_ids_on_disk()
+    if not on_disk:
+        return []
+    known: set[str] = set()
+    for start in range(0, len(on_disk), 500):
+        chunk = on_disk[start : start + 500]
+        known |= set(session.scalars(select(Job.id).where(Job.id.in_(chunk))))
+    cutoff = time.time() - min_age_s
+    removed = []
+    for job_id in on_disk:
+        if job_id in known:
+            continue
+        try:
+            modified = data.job_dir(job_id).stat().st_mtime
+        except FileNotFoundError:
+            continue
+        if modified < cutoff:
+            data.remove_job(job_id)
+            removed.append(job_id)
+    return removed

@@ -79,6 +79,21 @@ def get_db() -> Session:
     return g.db
 
 
+def _remove_orphans(svc: WebServices) -> None:
+    """Files of uploads whose process died before committing (see ``repo.remove_orphan_files``)."""
+    from backend.storage.db import session_scope
+    from backend.storage.repo import remove_orphan_files
+
+    try:
+        with session_scope(svc.engine) as db:
+            removed = remove_orphan_files(db, svc.data)
+    except Exception:
+        log.exception("could not sweep orphaned upload files")
+        return
+    if removed:
+        log.warning("removed %d orphaned job directories (uploads interrupted before commit)", len(removed))
+
+
 def create_app(
     settings: Settings | None = None,
     submit: Submitter | None = None,
@@ -101,6 +116,7 @@ def create_app(
     app.config.update(
         SECRET_KEY=settings.secret_key_value(),
         MAX_CONTENT_LENGTH=settings.max_request_bytes,
+        SESSION_COOKIE_SECURE=settings.cookie_secure,
     )
     app.json.sort_keys = False
     app.extensions["maskweb"] = WebServices(
@@ -111,6 +127,7 @@ def create_app(
         cancel=cancel or _default_cancel,
     )
 
+    _remove_orphans(app.extensions["maskweb"])
     register_error_handlers(app)
     init_identity(app)
 

@@ -98,3 +98,11 @@ def test_two_users_are_isolated(app, visitor, other_visitor, script):
         assert stranger.get("/api/jobs").get_json()["jobs"] == []
     assert visitor.get(url).get_json()["state"] == "queued"
     assert [j["id"] for j in visitor.get("/api/jobs").get_json()["jobs"]] == [job["id"]]
+
+
+def test_the_cookie_is_secure_when_configured(settings, queue):
+    from backend.web import create_app
+
+    settings.cookie_secure = True
+    app = create_app(settings, submit=queue.submit, cancel=queue.cancel)
+    assert "Secure" in app.test_client().get("/api/session").headers["Set-Cookie"]
