@@ -167,17 +167,18 @@ def load_image(source: bytes | str | Path, limits: ImageLimits = ImageLimits()) 
     ``truncated`` for data that ends early or does not decode) or FileNotFoundError for a missing path.
     """
     img = open_checked(source, limits)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-        try:
-            img.seek(0)
-            img.load()
-            img = ImageOps.exif_transpose(img)
-        except Exception:  # OSError "truncated", SyntaxError/ValueError from broken chunks, zlib errors...
-            raise ImageRejected(
-                "truncated",
-                f"The {ACCEPTED_FORMATS[img.format]} image could not be decoded: the file is truncated or corrupt.",
-            ) from None
+    try:
+        img.seek(0)
+        img.load()
+    except Exception:  # OSError "truncated", SyntaxError/ValueError from broken chunks, zlib errors...
+        raise ImageRejected(
+            "truncated",
+            f"The {ACCEPTED_FORMATS[img.format]} image could not be decoded: the file is truncated or corrupt.",
+        ) from None
+    try:
+        img = ImageOps.exif_transpose(img)
+    except Exception:  # a malformed EXIF block: the pixels are fine, show them as stored
+        pass
     return to_rgb(img)
 
 
