@@ -40,29 +40,38 @@ def as_rgb(image) -> np.ndarray:
 
 
 def _linear_weights(in_size: int, out_size: int):
-    """Source indices and weights of 1-D linear resampling, scipy ``zoom(grid_mode=True)`` geometry.
+    """Source indices and weights of 1-D linear resampling with scipy ``zoom(grid_mode=True)`` arithmetic.
 
-    Output pixel i samples input coordinate (i + 0.5) * in/out - 0.5; neighbours outside the input count as 0.
+    Output pixel i samples input coordinate (i + 0.5) * in/out - 0.5; neighbours outside the input count as
+    0. The upper weight is 1 - (1 - t), as scipy computes it, so truncation to uint8 agrees bit for bit.
     """
     coords = (np.arange(out_size, dtype=np.float64) + 0.5) * (in_size / out_size) - 0.5
     lo = np.floor(coords)
-    frac = coords - lo
+    w_lo = 1.0 - (coords - lo)
+    w_hi = 1.0 - w_lo
     lo = lo.astype(np.int64)
     hi = lo + 1
-    w_lo = np.where((lo >= 0) & (lo < in_size), 1.0 - frac, 0.0)
-    w_hi = np.where((hi >= 0) & (hi < in_size), frac, 0.0)
+    w_lo = np.where((lo >= 0) & (lo < in_size), w_lo, 0.0)
+    w_hi = np.where((hi >= 0) & (hi < in_size), w_hi, 0.0)
     return np.clip(lo, 0, in_size - 1), w_lo, np.clip(hi, 0, in_size - 1), w_hi
 
 
 def resize_bilinear(image: np.ndarray, out_h: int, out_w: int) -> np.ndarray:
-    """Bilinear resize of [H, W, ...] to [out_h, out_w, ...] in float64 (skimage order=1, constant 0 mode)."""
+    """Bilinear resize of [H, W, ...] to [out_h, out_w, ...] in float64, as scikit-image's
+    ``resize(order=1, mode="constant", cval=0, anti_aliasing=False)`` computes it (scipy's zoom: the four
+    neighbours' (value * y-weight) * x-weight summed in row-major order)."""
     data = np.asarray(image, dtype=np.float64)
-    lo, w_lo, hi, w_hi = _linear_weights(data.shape[0], out_h)
-    shape = (-1,) + (1,) * (data.ndim - 1)
-    data = data[lo] * w_lo.reshape(shape) + data[hi] * w_hi.reshape(shape)
-    lo, w_lo, hi, w_hi = _linear_weights(data.shape[1], out_w)
-    shape = (1, -1) + (1,) * (data.ndim - 2)
-    return data[:, lo] * w_lo.reshape(shape) + data[:, hi] * w_hi.reshape(shape)
+    y_lo, wy_lo, y_hi, wy_hi = _linear_weights(data.shape[0], out_h)
+    x_lo, wx_lo, x_hi, wx_hi = _linear_weights(data.shape[1], out_w)
+    extra = (1,) * (data.ndim - 2)
+    wy_lo, wy_hi = wy_lo.reshape(-1, 1, *extra), wy_hi.reshape(-1, 1, *extra)
+    wx_lo, wx_hi = wx_lo.reshape(1, -1, *extra), wx_hi.reshape(1, -1, *extra)
+    top, bottom = data[y_lo], data[y_hi]
+    out = top[:, x_lo] * wy_lo * wx_lo
+    out += top[:, x_hi] * wy_lo * wx_hi
+    out += bottom[:, x_lo] * wy_hi * wx_lo
+    out += bottom[:, x_hi] * wy_hi * wx_hi
+    return out
 
 
 @dataclass(frozen=True)
