@@ -26,6 +26,7 @@ from flask_socketio import SocketIO, join_room, leave_room
 from backend.storage import repo
 from backend.storage.db import session_scope
 from backend.storage.files import check_job_id
+from backend.storage.models import ShareLink
 from backend.storage.queue_order import queue_positions
 
 from .identity import COOKIE_NAME, unsign_user_id, user_for_token
@@ -128,10 +129,21 @@ def on_subscribe(data=None):
 
 @socketio.on("unsubscribe")
 def on_unsubscribe(data=None):
-    room, _job, error = _resolve(data)
-    if error:
-        return _error(error, _MESSAGES[error])
-    leave_room(room)
+    """Leave a job's room. No access check: leaving a room one is not in changes nothing, and a link revoked
+    meanwhile must still be leavable."""
+    svc = _services()
+    if not isinstance(data, dict):
+        return _error("bad_request", _MESSAGES["bad_request"])
+    job_id = data.get("job_id")
+    if not job_id and data.get("share_token"):
+        with session_scope(svc.engine) as db:
+            link = db.get(ShareLink, str(data["share_token"])[:64])
+            job_id = link.job_id if link is not None else None
+    try:
+        check_job_id(str(job_id))
+    except ValueError:
+        return _error("bad_request", _MESSAGES["bad_request"])
+    leave_room(room_for(str(job_id)))
     return {"ok": True}
 
 

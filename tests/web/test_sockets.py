@@ -128,3 +128,19 @@ def test_api_token_and_share_token_identities(server, redis_settings):
 def test_invalid_credentials_refuse_the_connection(server, auth):
     with pytest.raises(socketio_client.exceptions.ConnectionError):
         server.connect(auth=auth)
+
+
+def test_a_revoked_share_subscription_can_still_be_left(server, redis_settings):
+    owner = Visitor(server)
+    first, second = owner.upload(png(), png())
+    share = owner.post(f"/api/jobs/{first['id']}/share").get_json()["token"]
+    other_share = owner.post(f"/api/jobs/{second['id']}/share").get_json()["token"]
+    client = server.connect()
+    for token in (share, other_share):
+        assert client.call("subscribe", {"share_token": token}, timeout=EVENT_TIMEOUT_S)["ok"]
+    owner.delete(f"/api/jobs/{first['id']}/share")
+    assert client.call("unsubscribe", {"share_token": share}, timeout=EVENT_TIMEOUT_S) == {"ok": True}
+    publish(redis_settings.redis_url, {"id": first["id"], "state": "done"})
+    publish(redis_settings.redis_url, {"id": second["id"], "state": "done"})
+    assert client.events.get(timeout=EVENT_TIMEOUT_S) == {"id": second["id"], "state": "done"}
+    assert client.events.empty()
