@@ -452,6 +452,19 @@ def _paths() -> dict:
     }
 
 
+PUBLIC_PATHS = ("/api/status", "/api/openapi.json", "/api/tokens", "/api/shared/")
+
+
+def _mark_public(paths: dict) -> dict:
+    """Operations that need no identity (a share token in the path is the credential) say so."""
+    for path, item in paths.items():
+        if path.startswith(PUBLIC_PATHS) or path in PUBLIC_PATHS:
+            for method, operation in item.items():
+                if method != "parameters":
+                    operation["security"] = []
+    return paths
+
+
 def openapi_document() -> dict:
     """The document as a fresh dict."""
     return deepcopy(
@@ -475,6 +488,6 @@ def openapi_document() -> dict:
                 },
             },
             "security": [{"cookie": []}, {"bearer": []}],
-            "paths": _paths(),
+            "paths": _mark_public(_paths()),
         }
     )

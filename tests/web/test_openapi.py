@@ -46,3 +46,11 @@ def test_the_upload_documents_its_all_or_nothing_rule(app):
     doc = app.test_client().get("/api/openapi.json").get_json()
     description = doc["paths"]["/api/jobs"]["post"]["description"]
     assert "All or nothing" in description and "nothing is stored" in description
+
+
+def test_operations_open_to_anyone_declare_no_security(app):
+    doc = app.test_client().get("/api/openapi.json").get_json()
+    assert doc["paths"]["/api/shared/{token}"]["get"]["security"] == []
+    assert doc["paths"]["/api/status"]["get"]["security"] == []
+    assert "security" not in doc["paths"]["/api/jobs"]["post"]  # the document's default: cookie or bearer
+    assert app.test_client().get("/api/status").status_code == 200  # and indeed needs nothing
