@@ -47,6 +47,8 @@ class JobCard {
   constructor(filename, previewUrl) {
     this.job = null;
     this.preview = el("img", { class: "preview", alt: "", src: previewUrl || "" });
+    // A file the browser cannot show (or the server rejected) keeps an empty frame, not a broken image.
+    this.preview.addEventListener("error", () => this.preview.classList.add("no-preview"));
     this.title = el("div", { class: "card-title" }, filename);
     this.status = el("span", { class: "state", dataset: { testid: "job-status" } }, "uploading");
     this.stage = el("span", { class: "stage" }, "Uploading…");

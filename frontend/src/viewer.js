@@ -94,6 +94,8 @@ export class Viewer {
     this.highlight.setAttribute("aria-hidden", "true");
     this.label = el("div", { class: "hover-label", dataset: { testid: "hover-label" }, hidden: true, role: "status" });
     this.stage = el("div", { class: "stage" }, this.image, this.overlay, this.highlight, this.label);
+    // As wide as the column allows while the whole photo stays within 82% of the window's height.
+    this.stage.style.width = `min(100%, ${((82 * width) / height).toFixed(3)}vh)`;
 
     this.overlay.addEventListener("pointermove", (e) => this.onPointerMove(e));
     this.overlay.addEventListener("pointerleave", () => this.setHovered(-1));
@@ -219,6 +221,8 @@ export class Viewer {
     this.shown = -2; // force the highlight to redraw with current colours
     this.showHighlight();
     performance.measure(`maskweb:render:${level}`, { start: started, end: performance.now() });
+    this.renders = (this.renders || 0) + 1;
+    this.root.dataset.renders = String(this.renders); // lets tests wait for a setting to take effect
   }
 
   paintLayers() {

@@ -44,3 +44,22 @@ def context(browser):
         yield ctx
     finally:
         ctx.close()
+
+
+@pytest.fixture(scope="session")
+def live_stack(tmp_path_factory, small_weights, parity_dir):
+    """The real stack (tests/service/stack.py): gunicorn web, Celery worker with the small model and generated
+    weights, private Redis, SQLite. The detection threshold is lowered so random weights still find objects."""
+    import json
+
+    try:
+        from service.stack import Stack, write_model_config
+    except ImportError as exc:
+        require_service(f"the running-stack fixture tests/service/stack.py: {exc}")
+    root = tmp_path_factory.mktemp("e2e-stack")
+    config = write_model_config(parity_dir, root / "small.json")
+    values = json.loads(config.read_text())
+    values["DETECTION_MIN_CONFIDENCE"] = 0.5
+    config.write_text(json.dumps(values))
+    with Stack.start(root / "run", small_weights, config) as running:
+        yield running

@@ -202,6 +202,26 @@ def insert_done_job(settings, user_id: str, image: Image.Image, result: dict, fi
     return job_id
 
 
+def to_screen(page, result: dict, x: int, y: int) -> tuple[float, float]:
+    """Viewport position of image pixel (x, y), through the overlay canvas' on-screen rectangle; scrolls the
+    page first when that pixel is outside the window."""
+    for _ in range(2):
+        box = page.get_by_test_id("overlay").bounding_box()
+        sx = box["x"] + (x + 0.5) * box["width"] / result["width"]
+        sy = box["y"] + (y + 0.5) * box["height"] / result["height"]
+        height = page.viewport_size["height"]
+        if 8 <= sy <= height - 8:
+            break
+        page.evaluate("dy => window.scrollBy(0, dy)", sy - height / 2)
+    return sx, sy
+
+
+def label_text(page) -> str | None:
+    """The hover label's text, or None while it is hidden."""
+    label = page.get_by_test_id("hover-label")
+    return label.inner_text() if label.is_visible() else None
+
+
 def write_json(name: str, payload: dict) -> Path:
     path = artifact(name)
     path.write_text(json.dumps(payload, indent=2) + "\n")

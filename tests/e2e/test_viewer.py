@@ -13,7 +13,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from .support import artifact, insert_done_job, interior_point, synthetic_result, top_instance_map
+from .support import (
+    artifact,
+    insert_done_job,
+    interior_point,
+    label_text,
+    synthetic_result,
+    to_screen,
+    top_instance_map,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -41,21 +49,8 @@ def open_viewer(context, web_app, result, image, filename="scene.png"):
     return page, job_id
 
 
-def to_screen(page, result, x, y):
-    box = page.get_by_test_id("overlay").bounding_box()
-    return (
-        box["x"] + (x + 0.5) * box["width"] / result["width"],
-        box["y"] + (y + 0.5) * box["height"] / result["height"],
-    )
-
-
 def hover_pixel(page, result, x, y):
     page.mouse.move(*to_screen(page, result, x, y))
-
-
-def label_text(page):
-    label = page.get_by_test_id("hover-label")
-    return label.inner_text() if label.is_visible() else None
 
 
 def expected_label(instance):

@@ -1,0 +1,214 @@
+"""The whole product in Chromium against the real stack: upload -> live progress -> viewer -> share.
+
+The stack is H5's (``tests/service/stack.py``): gunicorn with real WebSockets, a Celery worker running the
+small Mask R-CNN on generated weights, a private Redis. Points to hover are chosen from the result's decoded
+masks.
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from .support import artifact, interior_point, label_text, to_screen, top_instance_map
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+DONE_TIMEOUT_MS = 240_000
+
+
+@pytest.fixture
+def photo(parity_dir):
+    return parity_dir / "inputs" / "astronaut.png"
+
+
+OVERLAY_DIGEST = (
+    "c => { const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data; let h = 0;"
+    " for (let i = 0; i < d.length; i += 3) h = (h * 31 + d[i]) >>> 0; return h; }"
+)
+
+
+def set_slider(page, testid: str, value: float) -> None:
+    """Move a viewer slider and wait until the viewer has re-rendered."""
+    before = page.eval_on_selector("#viewer-root", "r => Number(r.dataset.renders || 0)")
+    page.get_by_test_id(testid).fill(str(value))
+    page.wait_for_function(
+        "n => Number(document.querySelector('#viewer-root').dataset.renders) > n", arg=before
+    )
+
+
+def save_readme_screenshot(page, result) -> None:
+    """A small viewer screenshot for the README (palette PNG); docs/screenshot-viewer.png is a copy of it.
+
+    Shown with a raised score threshold and the top instance hovered, as a person would look at it.
+    """
+    threshold = 0.8
+    kept = [i for i in result["instances"] if i["score"] >= threshold]
+    if not kept:
+        return
+    set_slider(page, "score-slider", threshold)
+    page.evaluate("document.activeElement.blur()")
+    owner = top_instance_map({**result, "instances": kept})
+    if (owner == 0).any():
+        page.mouse.move(*to_screen(page, result, *interior_point(owner, 0)))
+    shot = Image.open(io.BytesIO(page.screenshot()))
+    set_slider(page, "score-slider", 0)
+    shot.convert("RGB").quantize(colors=128, method=Image.Quantize.MEDIANCUT).save(
+        artifact("screenshot-viewer.png"), optimize=True
+    )
+
+
+def test_upload_progress_view_share_and_privacy(browser, live_stack, photo):
+    context = browser.new_context(viewport={"width": 1200, "height": 820})
+    stranger = browser.new_context(viewport={"width": 1200, "height": 820})
+    try:
+        page = context.new_page()
+        errors = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(live_stack.base_url + "/")
+        page.wait_for_selector("body[data-ready=true]")
+
+        # Upload through the real file input; the card follows the job over Socket.IO to done.
+        page.get_by_test_id("upload-input").set_input_files(str(photo))
+        card = page.get_by_test_id("job-card").first
+        card.wait_for()
+        seen = page.evaluate_handle(
+            """card => { const seen = []; const read = () => { const s = card.querySelector('[data-testid=job-status]').textContent;
+              if (seen[seen.length - 1] !== s) seen.push(s); };
+              read(); new MutationObserver(read).observe(card, {subtree: true, childList: true, characterData: true}); return seen; }""",
+            card.element_handle(),
+        )
+        page.wait_for_function(
+            "() => document.querySelector('[data-testid=job-card] [data-testid=job-status]').textContent === 'done'",
+            timeout=DONE_TIMEOUT_MS,
+        )
+        states = seen.json_value()
+        assert states[-1] == "done"
+        assert set(states) <= {"uploading", "queued", "running", "done"}, states
+        assert card.get_by_test_id("job-progress").evaluate("p => p.value") == 1
+        job_id = card.get_attribute("data-job-id")
+        page.screenshot(path=artifact("upload-done.png"))
+
+        # A reload brings the card back from the API.
+        page.reload()
+        page.wait_for_selector("body[data-ready=true]")
+        restored = page.locator(f"[data-testid=job-card][data-job-id='{job_id}']")
+        assert restored.get_by_test_id("job-status").inner_text() == "done"
+
+        # The viewer: hover a pixel of the largest visible mask and read its label.
+        restored.get_by_role("link", name="Open result").click()
+        page.wait_for_selector("#viewer-root[data-ready=true]", timeout=60_000)
+        result = page.evaluate(f"fetch('/api/jobs/{job_id}/result').then(r => r.json())")
+        assert result["instances"], (
+            "the small model found nothing in the photo even with the lowered threshold"
+        )
+        owner = top_instance_map(result)
+        areas = np.bincount(owner[owner >= 0].ravel(), minlength=len(result["instances"]))
+        index = int(np.argmax(areas))
+        inst = result["instances"][index]
+        x, y = interior_point(owner, index)
+        page.mouse.move(*to_screen(page, result, x, y))
+        assert label_text(page) == f"{inst['class_name']} {inst['score']:.3f}"
+        page.screenshot(path=artifact("viewer-live-hover.png"))
+        save_readme_screenshot(page, result)
+        page.mouse.move(*to_screen(page, result, x, y))
+
+        # Toggle its class off in the legend: nothing of that class answers there any more.
+        legend_item = page.locator(f'[data-testid=legend-item][data-class-name="{inst["class_name"]}"]')
+        legend_item.click()
+        page.wait_for_function(
+            "name => document.querySelector(`[data-testid=legend-item][data-class-name=\"${name}\"]`).getAttribute('aria-pressed') === 'false'",
+            arg=inst["class_name"],
+        )
+        page.mouse.move(2, 2)
+        page.mouse.move(*to_screen(page, result, x, y))
+        text = label_text(page)
+        assert text is None or not text.startswith(inst["class_name"] + " "), text
+        page.screenshot(path=artifact("viewer-live-class-hidden.png"))
+        legend_item.click()
+        page.wait_for_function(
+            "name => document.querySelector(`[data-testid=legend-item][data-class-name=\"${name}\"]`).getAttribute('aria-pressed') === 'true'",
+            arg=inst["class_name"],
+        )
+        page.mouse.move(2, 2)
+        owner_digest = page.get_by_test_id("overlay").evaluate(OVERLAY_DIGEST)
+
+        # Share: the link opens in a fresh context without cookies and shows the same overlay.
+        page.get_by_test_id("share-button").click()
+        share_url = page.get_by_test_id("share-url")
+        share_url.wait_for(state="visible")
+        link = share_url.inner_text()
+        assert link.startswith(live_stack.base_url + "/s/")
+        shared = stranger.new_page()
+        shared.goto(link)
+        shared.wait_for_selector("#viewer-root[data-ready=true]", timeout=60_000)
+        assert shared.get_by_test_id("overlay").evaluate(OVERLAY_DIGEST) == owner_digest
+        shared.mouse.move(*to_screen(shared, result, x, y))
+        assert label_text(shared) == f"{inst['class_name']} {inst['score']:.3f}"
+        shared.screenshot(path=artifact("shared-live.png"))
+
+        # Another context without the link cannot open the job itself.
+        other = browser.new_context()
+        try:
+            peek = other.new_page()
+            peek.goto(f"{live_stack.base_url}/jobs/{job_id}")
+            peek.get_by_test_id("error").wait_for()
+            assert peek.get_by_test_id("overlay").count() == 0
+            assert peek.evaluate(f"fetch('/api/jobs/{job_id}').then(r => r.status)") == 404
+            peek.screenshot(path=artifact("job-refused-live.png"))
+        finally:
+            other.close()
+        assert errors == []
+    finally:
+        stranger.close()
+        context.close()
+
+
+def test_rejected_upload_shows_the_servers_words_and_cancel_works(browser, live_stack, photo, tmp_path):
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        page.goto(live_stack.base_url + "/")
+        page.wait_for_selector("body[data-ready=true]")
+
+        # Not an image: the card says what the server said, word for word.
+        bogus = tmp_path / "notes.png"
+        bogus.write_text("this is not a picture")
+        page.get_by_test_id("upload-input").set_input_files(str(bogus))
+        card = page.locator("[data-testid=job-card][data-state=failed]").first
+        card.wait_for()
+        server_says = page.evaluate(
+            """async () => { const s = await (await fetch('/api/session')).json(); const f = new FormData();
+               f.append('image', new Blob(['this is not a picture']), 'notes.png');
+               const r = await fetch('/api/jobs', {method: 'POST', body: f, headers: {'X-CSRF-Token': s.csrf_token}});
+               return (await r.json()).error.message; }"""
+        )
+        shown = card.locator(".card-error").inner_text()
+        assert shown == server_says, (shown, server_says)
+        status = card.get_by_test_id("job-status").inner_text()
+        assert status == "failed", status
+
+        # Cancel: the worker holds the job before its model stage, so it is caught mid-run; a running job
+        # stops at its next stage boundary, which it reaches once the hold is lifted.
+        live_stack.hold("model")
+        try:
+            page.get_by_test_id("upload-input").set_input_files(str(photo))
+            active = page.locator("[data-testid=job-card][data-job-id]").first
+            active.wait_for()
+            job_id = active.get_attribute("data-job-id")
+            active.get_by_role("button", name="Cancel").click()
+            page.wait_for_function(
+                "id => fetch(`/api/jobs/${id}`).then(r => r.json()).then(j => j.cancel_requested || j.state === 'cancelled')",
+                arg=job_id,
+            )
+        finally:
+            live_stack.release("model")
+        cancelled = page.locator(f"[data-testid=job-card][data-job-id='{job_id}'][data-state=cancelled]")
+        cancelled.wait_for(timeout=60_000)
+        assert cancelled.get_by_test_id("job-status").inner_text() == "cancelled"
+        page.screenshot(path=artifact("upload-rejected-and-cancelled.png"))
+    finally:
+        context.close()
