@@ -4,6 +4,7 @@ recorder (the real queue is tested in tests/service), and helpers that act like 
 from __future__ import annotations
 
 import importlib.util
+import logging
 import sys
 from pathlib import Path
 
@@ -80,6 +81,8 @@ def private_redis(tmp_path_factory):
     except RuntimeError as exc:
         _db._require_service(f"cannot start a private Redis server: {exc}")
     yield server
+    # Socket.IO servers of finished tests keep a listener on this Redis and would log its going away.
+    logging.getLogger("socketio.server").disabled = True
     server.stop()
 
 
