@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import shutil
 import threading
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -132,15 +133,20 @@ def synthetic_result(width: int, height: int, count: int, seed: int = 0) -> tupl
     return {"width": width, "height": height, "instances": instances}, image
 
 
+def decode_mask(rle: dict) -> np.ndarray:
+    """A result's mask (counts as str) as a bool [H, W] array, by pycocotools."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # pycocotools' __array__ under numpy 2
+        return mask_utils.decode({**rle, "counts": rle["counts"].encode("ascii")}).astype(bool)
+
+
 def top_instance_map(result: dict) -> np.ndarray:
     """The index of the instance on top at each pixel (-1 none): highest score wins, ties to the lower index."""
     height, width = result["height"], result["width"]
     owner = np.full((height, width), -1, np.int32)
     order = sorted(range(len(result["instances"])), key=lambda i: (-result["instances"][i]["score"], i))
     for index in reversed(order):  # paint bottom first, so the top one is written last
-        rle = dict(result["instances"][index]["mask"])
-        rle["counts"] = rle["counts"].encode("ascii")
-        owner[mask_utils.decode(rle).astype(bool)] = index
+        owner[decode_mask(result["instances"][index]["mask"])] = index
     return owner
 
 

@@ -8,6 +8,8 @@ masks.
 from __future__ import annotations
 
 import io
+import signal
+import time
 
 import numpy as np
 import pytest
@@ -211,4 +213,42 @@ def test_rejected_upload_shows_the_servers_words_and_cancel_works(browser, live_
         assert cancelled.get_by_test_id("job-status").inner_text() == "cancelled"
         page.screenshot(path=artifact("upload-rejected-and-cancelled.png"))
     finally:
+        context.close()
+
+
+def test_a_lost_connection_loses_nothing(browser, live_stack, photo):
+    """The web server goes away while a job runs and finishes meanwhile; when it is back, the card shows done."""
+    from backend.runner import stop_process
+
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        page.goto(live_stack.base_url + "/")
+        page.wait_for_selector("body[data-ready=true]")
+        live_stack.hold("model")
+        try:
+            page.get_by_test_id("upload-input").set_input_files(str(photo))
+            card = page.locator("[data-testid=job-card][data-job-id]").first
+            card.wait_for()
+            job_id = card.get_attribute("data-job-id")
+            page.wait_for_function("() => !document.body.classList.contains('offline')")
+            stop_process(live_stack.web, signal.SIGTERM, grace_s=10)
+            live_stack.web = None
+            page.wait_for_function("() => document.body.classList.contains('offline')", timeout=30_000)
+        finally:
+            live_stack.release("model")
+        # The job finishes while the browser has no connection: its events are lost to this page.
+        deadline = time.monotonic() + 180
+        while live_stack.db_jobs(job_id)[job_id]["state"] != "done":
+            assert time.monotonic() < deadline, "the job did not finish while the web was down"
+            time.sleep(0.3)
+        assert card.get_attribute("data-state") != "done"
+        live_stack.start_web()
+        page.locator(f"[data-testid=job-card][data-job-id='{job_id}'][data-state=done]").wait_for(
+            timeout=60_000
+        )
+        assert card.get_by_test_id("job-status").inner_text() == "done"
+    finally:
+        if live_stack.web is None:
+            live_stack.start_web()
         context.close()

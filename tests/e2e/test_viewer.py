@@ -15,6 +15,7 @@ from PIL import Image
 
 from .support import (
     artifact,
+    decode_mask,
     insert_done_job,
     interior_point,
     label_text,
@@ -66,12 +67,7 @@ def overlay_alpha(page, x, y):
 
 def overlap_pixel(result, owner):
     """A pixel covered by two masks (well inside both), and the two instance indices (top, beneath)."""
-    masks = []
-    for inst in result["instances"]:
-        rle = dict(inst["mask"], counts=inst["mask"]["counts"].encode())
-        from pycocotools import mask as mask_utils
-
-        masks.append(mask_utils.decode(rle).astype(bool))
+    masks = [decode_mask(inst["mask"]) for inst in result["instances"]]
     stack = np.stack(masks)
     for top in range(len(masks)):
         for below in range(top + 1, len(masks)):
@@ -217,11 +213,7 @@ def test_click_pins_and_downloads(context, web_app, scene, tmp_path):
     cutout_path = tmp_path / "cutout.png"
     download.value.save_as(cutout_path)
     cutout = np.asarray(Image.open(cutout_path).convert("RGBA"))
-    from pycocotools import mask as mask_utils
-
-    own = mask_utils.decode(
-        dict(result["instances"][index]["mask"], counts=result["instances"][index]["mask"]["counts"].encode())
-    ).astype(bool)
+    own = decode_mask(result["instances"][index]["mask"])
     ys, xs = np.nonzero(own)
     crop = own[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1]
     assert cutout.shape[:2] == crop.shape
