@@ -147,6 +147,15 @@ def create_share_link(session: Session, job: Job) -> ShareLink:
     return link
 
 
+def live_share_tokens(session: Session, job_id: str) -> list[str]:
+    """Tokens of the job's links that are not revoked."""
+    return list(
+        session.scalars(
+            select(ShareLink.token).where(ShareLink.job_id == job_id, ShareLink.revoked_at.is_(None))
+        )
+    )
+
+
 def revoke_share_links(session: Session, job_id: str) -> int:
     """Revoke every live link of the job; returns how many."""
     result = session.execute(

@@ -20,6 +20,7 @@ from .app import get_db, services
 from .errors import ApiError, not_found
 from .identity import check_csrf, csrf_token, new_api_token, require_user, resolve_caller, secret
 from .openapi import openapi_document
+from .sockets import drop_share_subscribers
 from .uploads import UploadedFile, UploadRejected, ingest
 
 bp = Blueprint("api", __name__, url_prefix="/api")
@@ -241,9 +242,11 @@ def delete_job(job_id: str):
         repo.cancel_job(db, job.id)
         db.commit()
         services().request_cancel(job)
+    tokens = repo.live_share_tokens(db, job.id)
     db.delete(job)
     db.commit()
     services().data.remove_job(job.id)
+    drop_share_subscribers(services(), tokens, job.id, job.user_id)
     return "", 204
 
 
@@ -265,8 +268,10 @@ def share_job(job_id: str):
 def unshare_job(job_id: str):
     job = _own_job(job_id)
     db = get_db()
+    tokens = repo.live_share_tokens(db, job.id)
     revoked = repo.revoke_share_links(db, job.id)
     db.commit()
+    drop_share_subscribers(services(), tokens, job.id, job.user_id)
     return jsonify({"revoked": revoked})
 
 

@@ -9,7 +9,12 @@ Protocol (docs/ARCHITECTURE.md):
   ``{"ok": false, "error": {"code", "message"}}`` when the caller may not see that job;
 - the server then pushes ``job`` events (the same JSON) to room ``job:<id>``: the worker publishes them
   through the Redis message queue (``backend.jobs.events``);
-- emit ``unsubscribe`` with the same payload to leave the room.
+- emit ``unsubscribe`` with the same payload to leave the room;
+- when the owner revokes a share link (or deletes the job), sockets that followed the job through that link
+  leave its room and get a ``revoked`` event ``{"share_token": T}``.
+
+Note: ``job`` events come from the worker with the owner's file URLs (``/api/jobs/<id>/...``); a page
+following through a share link builds its URLs from ``/api/shared/<token>`` instead.
 
 ``socketio`` is created with ``message_queue=settings.redis_url`` (when set) and ``async_mode="threading"``;
 under gunicorn the web runs one worker process with threads (simple-websocket gives real WebSockets).
@@ -83,6 +88,8 @@ def on_disconnect(*_args):
     svc = _services()
     with _callers_lock:
         svc.socket_callers.pop(request.sid, None)
+        for sids in svc.share_subscribers.values():
+            sids.discard(request.sid)
 
 
 def _resolve(data) -> tuple[str | None, dict | None, str | None]:
@@ -124,7 +131,30 @@ def on_subscribe(data=None):
     if error:
         return _error(error, _MESSAGES[error])
     join_room(room)
+    if data.get("share_token") and not data.get("job_id"):
+        with _callers_lock:
+            _services().share_subscribers.setdefault(str(data["share_token"]), set()).add(request.sid)
     return {"ok": True, "job": job}
+
+
+def drop_share_subscribers(svc, tokens: list[str], job_id: str, owner_id: str) -> None:
+    """After share links were revoked: take the sockets that followed the job through them out of its room
+    and tell them with a ``revoked`` event ``{"share_token": T}``. Sockets of the owner stay.
+
+    Covers the sockets of this web process (the deployment runs one; see ``wsgi.py``).
+    """
+    server = socketio.server
+    if server is None:
+        return
+    for token in tokens:
+        with _callers_lock:
+            sids = svc.share_subscribers.pop(token, set())
+        for sid in sids:
+            caller = svc.socket_callers.get(sid)
+            if caller is not None and caller.user_id == owner_id:
+                continue
+            server.leave_room(sid, room_for(job_id), namespace="/")
+            server.emit("revoked", {"share_token": token}, to=sid, namespace="/")
 
 
 @socketio.on("unsubscribe")

@@ -28,15 +28,16 @@ def server(redis_settings, queue):
 
     def connect(cookie: str | None = None, auth: dict | None = None):
         client = socketio_client.Client(reconnection=False)
-        events = queue_module.Queue()
+        events, revoked = queue_module.Queue(), queue_module.Queue()
         client.on("job", events.put)
+        client.on("revoked", revoked.put)
         headers = {"Cookie": f"maskweb_id={cookie}"} if cookie else {}
         client.connect(
             f"http://127.0.0.1:{httpd.server_port}", headers=headers, auth=auth, transports=["websocket"],
             wait_timeout=EVENT_TIMEOUT_S,
         )  # fmt: skip
         clients.append(client)
-        client.events = events
+        client.events, client.revoked = events, revoked
         return client
 
     app.connect = connect
@@ -144,3 +145,23 @@ def test_a_revoked_share_subscription_can_still_be_left(server, redis_settings):
     publish(redis_settings.redis_url, {"id": second["id"], "state": "done"})
     assert client.events.get(timeout=EVENT_TIMEOUT_S) == {"id": second["id"], "state": "done"}
     assert client.events.empty()
+
+
+def test_revoking_a_link_stops_its_live_events(server, redis_settings):
+    owner = Visitor(server)
+    first, second = owner.upload(png(), png())
+    share = owner.post(f"/api/jobs/{first['id']}/share").get_json()["token"]
+    other_share = owner.post(f"/api/jobs/{second['id']}/share").get_json()["token"]
+    viewer = server.connect()
+    for token in (share, other_share):
+        assert viewer.call("subscribe", {"share_token": token}, timeout=EVENT_TIMEOUT_S)["ok"]
+    watching_owner = server.connect(cookie=cookie_of(owner))
+    assert watching_owner.call("subscribe", {"job_id": first["id"]}, timeout=EVENT_TIMEOUT_S)["ok"]
+
+    owner.delete(f"/api/jobs/{first['id']}/share")
+    assert viewer.revoked.get(timeout=EVENT_TIMEOUT_S) == {"share_token": share}
+    publish(redis_settings.redis_url, {"id": first["id"], "state": "done"})
+    publish(redis_settings.redis_url, {"id": second["id"], "state": "done"})
+    assert viewer.events.get(timeout=EVENT_TIMEOUT_S) == {"id": second["id"], "state": "done"}
+    assert viewer.events.empty()
+    assert watching_owner.events.get(timeout=EVENT_TIMEOUT_S) == {"id": first["id"], "state": "done"}
