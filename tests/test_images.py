@@ -184,3 +184,25 @@ def test_truncated_files(fmt):
 def test_missing_path_is_file_not_found(tmp_path):
     with pytest.raises(FileNotFoundError):
         load_image(tmp_path / "nope.png")
+
+
+@pytest.mark.parametrize(
+    ("color_type", "samples", "expected"),
+    [
+        (2, [65535, 0, 0, 0, 32896, 65535], [(255, 0, 0), (0, 128, 255)]),  # 48-bit RGB
+        (6, [65535, 0, 0, 65535, 0, 0, 0, 0], [(255, 0, 0), (255, 255, 255)]),  # 64-bit RGBA, 2nd clear
+    ],
+)
+def test_16_bit_colour_pngs(color_type, samples, expected):
+    def chunk(kind: bytes, payload: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+        )
+
+    raw = b"\x00" + b"".join(struct.pack(">H", v) for v in samples)
+    ihdr = struct.pack(">IIBBBBB", 2, 1, 16, color_type, 0, 0, 0)
+    data = (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
+    )
+    img = load_image(data)
+    assert img.mode == "RGB" and [img.getpixel((x, 0)) for x in range(2)] == expected
