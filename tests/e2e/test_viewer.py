@@ -314,3 +314,70 @@ def test_weights_missing_is_said_on_the_page(context, web_app):
     banner = page.get_by_test_id("weights-missing")
     assert banner.is_visible()
     assert "weights" in banner.inner_text().lower()
+
+
+def overlay_pixel(page, x, y):
+    return page.evaluate(
+        "([x, y]) => Array.from(document.querySelector('[data-testid=overlay]').getContext('2d').getImageData(x, y, 1, 1).data)",
+        [x, y],
+    )
+
+
+def change_setting(page, action):
+    """Do ``action`` and wait until the viewer has re-rendered."""
+    before = page.eval_on_selector("#viewer-root", "r => Number(r.dataset.renders)")
+    action()
+    page.wait_for_function(
+        "n => Number(document.querySelector('#viewer-root').dataset.renders) > n", arg=before
+    )
+
+
+def test_colouring_opacity_boxes_and_outlines(context, web_app, scene):
+    result, image, owner = scene
+    page, _ = open_viewer(context, web_app, result, image)
+    instances = result["instances"]
+    by_class = {}
+    for index, inst in enumerate(instances):
+        if (owner == index).any():
+            by_class.setdefault(inst["class_name"], []).append(index)
+    same = next(v for v in by_class.values() if len(v) >= 2)
+    a, b = (interior_point(owner, i) for i in same[:2])
+
+    # Instance colouring: two objects of one class differ; semantic colouring: they match.
+    assert overlay_pixel(page, *a)[:3] != overlay_pixel(page, *b)[:3]
+    change_setting(page, lambda: page.get_by_test_id("coloring-semantic").check())
+    assert overlay_pixel(page, *a) == overlay_pixel(page, *b)
+    page.screenshot(path=artifact("viewer-semantic.png"))
+    change_setting(page, lambda: page.get_by_test_id("coloring-instance").check())
+
+    # Opacity scales the mask fill.
+    full = overlay_pixel(page, *a)[3]
+    change_setting(page, lambda: page.get_by_test_id("opacity-slider").fill("0.2"))
+    faint = overlay_pixel(page, *a)[3]
+    assert 0 < faint < full
+    assert abs(faint - 0.2 * 255) <= 3
+
+    # Boxes: the bottom-right corner of a box, where no mask lies, is drawn only while boxes are on.
+    edge_row = None
+    for inst in instances:
+        _x1, _y1, x2, y2 = inst["box"]
+        if owner[y2 - 8 : y2, x2 - 8 : x2].max() == -1:
+            edge_row = (x2 - 8, y2 - 8, 8, 8)
+            break
+    assert edge_row is not None
+    row_alpha = (
+        "([x, y, w, h]) => { const d = document.querySelector('[data-testid=overlay]').getContext('2d')"
+        ".getImageData(x, y, w, h).data; let n = 0; for (let i = 3; i < d.length; i += 4) n += d[i] > 0; return n; }"
+    )
+    assert page.evaluate(row_alpha, list(edge_row)) > 0
+    change_setting(page, lambda: page.get_by_test_id("toggle-boxes").uncheck())
+    assert page.evaluate(row_alpha, list(edge_row)) == 0
+
+    # Outlines: an instance's edge pixel is drawn opaque over the faint fill, until outlines are off.
+    index = same[0]
+    mask = owner == index
+    ys, xs = np.nonzero(mask)
+    edge = (int(xs.min()), int(ys[xs == xs.min()][0]))
+    assert overlay_pixel(page, *edge)[3] == 255
+    change_setting(page, lambda: page.get_by_test_id("toggle-outlines").uncheck())
+    assert overlay_pixel(page, *edge)[3] == faint
