@@ -4,7 +4,9 @@ What is timed is ``Segmenter.segment_batch`` (molding, the network, detection, u
 and their run-length encoding): what a worker spends per image. For each batch size the model is built once
 and warmed up (the first call traces and compiles), then ``--repeat`` batches of ``--size`` x ``--size`` images
 are timed. Reported per batch size: median and 90th percentile seconds per image, images per second, mean
-detections per image (unmolding cost grows with it) and peak resident memory. Each batch size runs in a
+detections per image (unmolding cost grows with it), CPU seconds per image (all threads; on a machine shared
+with other work, CPU seconds / cores is closer to what the image would take alone than the wall time is) and
+peak resident memory. Each batch size runs in a
 fresh process (spawned), so its peak memory is that of one worker holding one model, nothing else. The images
 are seeded random noise: content changes the detections, not the network's cost.
 
@@ -97,6 +99,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _measure(args, config, class_names, weights, weights_text) -> dict:
     # Each batch size runs in a fresh process, so its peak memory is its own and not the previous model's.
+    load_before = os.getloadavg()[0]
     context = multiprocessing.get_context("spawn")
     rows = []
     for batch in args.batch:
@@ -112,6 +115,7 @@ def _measure(args, config, class_names, weights, weights_text) -> dict:
         "repeat": args.repeat,
         "machine": {
             "cpus": os.cpu_count(),
+            "load_average_1min": [load_before, os.getloadavg()[0]],
             "platform": platform.platform(),
             "python": platform.python_version(),
         },
@@ -137,17 +141,19 @@ def _measure_batch(config_spec: str, batch: int, weights: Path | None, size: int
     started = time.perf_counter()
     segmenter.segment_batch(images)
     warmup_s = time.perf_counter() - started
-    per_image, detections = [], []
+    per_image, cpu_per_image, detections = [], [], []
     for _ in range(repeat):
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         results = segmenter.segment_batch(images)
         per_image.append((time.perf_counter() - started) / batch)
+        cpu_per_image.append((time.process_time() - cpu_started) / batch)
         detections.extend(len(r.instances) for r in results)
     return {
         "batch": batch,
         "median_s_per_image": float(np.median(per_image)),
         "p90_s_per_image": float(np.percentile(per_image, 90)),
         "images_per_s": float(1.0 / np.median(per_image)),
+        "cpu_s_per_image": float(np.median(cpu_per_image)),
         "detections_per_image": float(np.mean(detections)),
         "build_s": build_s,
         "warmup_s": warmup_s,
@@ -218,7 +224,15 @@ def _print_table(report: dict) -> None:
     print(f"weights: {report['weights']}")
     size = report["image_size"]
     print(f"images: {size[1]}x{size[0]}, {report['repeat']} timed batches per size after 1 warm-up batch")
-    header = ("batch", "s/image median", "s/image p90", "images/s", "detections/image", "peak RSS MiB")
+    header = (
+        "batch",
+        "s/image median",
+        "s/image p90",
+        "images/s",
+        "CPU s/image",
+        "detections/image",
+        "peak RSS MiB",
+    )
     print("  ".join(f"{h:>16}" for h in header))
     for row in report["rows"]:
         cells = (
@@ -226,10 +240,15 @@ def _print_table(report: dict) -> None:
             f"{row['median_s_per_image']:.3f}",
             f"{row['p90_s_per_image']:.3f}",
             f"{row['images_per_s']:.2f}",
+            f"{row['cpu_s_per_image']:.2f}",
             f"{row['detections_per_image']:.1f}",
             f"{row['peak_rss_mib']:.0f}",
         )
         print("  ".join(f"{c:>16}" for c in cells))
+    load = report["machine"]["load_average_1min"]
+    print(
+        f"load average (1 min) before and after: {load[0]:.1f}, {load[1]:.1f} on {report['machine']['cpus']} CPUs"
+    )
 
 
 def _write_json(path: Path, report: dict) -> None:

@@ -50,7 +50,7 @@ def test_bench_reports_batch_1_and_2(tmp_path, parity_dir, small_weights):
     header = next(i for i, line in enumerate(lines) if "s/image median" in line)
     rows = [line.split() for line in lines[header + 1 : header + 3]]
     assert [row[0] for row in rows] == ["1", "2"]
-    assert all(re.fullmatch(r"\d+\.\d+", cell) for row in rows for cell in row[1:5])
+    assert all(re.fullmatch(r"\d+\.\d+", cell) for row in rows for cell in row[1:6])
 
     report = json.loads(out.read_text())
     assert report["weights"] == str(small_weights)
