@@ -26,6 +26,9 @@ from typing import Any
 from PIL import Image
 
 THUMBNAIL_SIZE = 320
+# zlib level 1: a 12 MP photo encodes about twice as fast as at the default level for ~15% more bytes;
+# the upload request waits on this, the disk hardly notices.
+PNG_COMPRESS_LEVEL = 1
 _JOB_ID = re.compile(r"^[0-9a-f]{32}$")
 
 
@@ -104,7 +107,7 @@ class DataDir:
     def save_original(self, job_id: str, img: Image.Image) -> Path:
         """Write the normalised RGB original as PNG and its thumbnail as JPEG; returns the original's path."""
         path = self.original(job_id)
-        atomic_save_image(path, img, "PNG", compress_level=4)
+        atomic_save_image(path, img, "PNG", compress_level=PNG_COMPRESS_LEVEL)
         self.save_thumbnail(job_id, img)
         return path
 
@@ -115,7 +118,7 @@ class DataDir:
 
     def save_overlay(self, job_id: str, img: Image.Image) -> Path:
         path = self.overlay(job_id)
-        atomic_save_image(path, img, "PNG", compress_level=4)
+        atomic_save_image(path, img, "PNG", compress_level=PNG_COMPRESS_LEVEL)
         return path
 
     def save_result(self, job_id: str, result: dict[str, Any]) -> Path:
