@@ -13,6 +13,7 @@ const root = document.getElementById("viewer-root");
 const title = document.getElementById("title");
 const shareButton = document.getElementById("share-button");
 const shareUrl = document.getElementById("share-url");
+const unshareButton = document.getElementById("unshare-button");
 let mounted = false;
 let feed = null;
 
@@ -41,6 +42,7 @@ async function share() {
     shareUrl.href = link;
     shareUrl.textContent = link;
     shareUrl.hidden = false;
+    unshareButton.hidden = false;
     try {
       await navigator.clipboard.writeText(link);
       shareButton.textContent = "Link copied";
@@ -54,7 +56,25 @@ async function share() {
   }
 }
 
+/** Revoke every share link of this job: the shared page stops working for everyone. */
+async function unshare() {
+  unshareButton.disabled = true;
+  try {
+    await api.delete(`/api/jobs/${jobId}/share`);
+    shareUrl.hidden = true;
+    shareUrl.removeAttribute("href");
+    shareUrl.textContent = "";
+    unshareButton.hidden = true;
+    shareButton.textContent = "Share link";
+  } catch (err) {
+    showNotice(status, err.message);
+  } finally {
+    unshareButton.disabled = false;
+  }
+}
+
 shareButton.addEventListener("click", share);
+unshareButton.addEventListener("click", unshare);
 
 async function main() {
   let job;

@@ -34,6 +34,12 @@ async function show(job, result) {
 }
 
 async function main() {
+  if (!token) {
+    // The server answered this address with 404: the link was revoked or never existed.
+    showNotice(status, "This share link was revoked or never existed. Ask its owner for a new one.");
+    document.body.dataset.ready = "error";
+    return;
+  }
   let reply;
   try {
     reply = split(await api.get(base));

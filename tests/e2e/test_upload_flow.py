@@ -252,3 +252,27 @@ def test_a_lost_connection_loses_nothing(browser, live_stack, photo):
         if live_stack.web is None:
             live_stack.start_web()
         context.close()
+
+
+def test_result_page_follows_a_running_job_to_its_viewer(browser, live_stack, photo):
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        page.goto(live_stack.base_url + "/")
+        page.wait_for_selector("body[data-ready=true]")
+        live_stack.hold("masks")
+        try:
+            page.get_by_test_id("upload-input").set_input_files(str(photo))
+            card = page.locator("[data-testid=job-card][data-job-id]").first
+            card.wait_for()
+            job_id = card.get_attribute("data-job-id")
+            page.goto(f"{live_stack.base_url}/jobs/{job_id}")
+            status = page.get_by_test_id("job-status")
+            status.wait_for()
+            assert status.inner_text() in ("queued", "running")
+        finally:
+            live_stack.release("masks")
+        page.wait_for_selector("#viewer-root[data-ready=true]", timeout=DONE_TIMEOUT_MS)
+        assert page.get_by_test_id("share-button").is_enabled()
+    finally:
+        context.close()

@@ -308,6 +308,28 @@ def test_share_link_opens_read_only_without_cookies_and_the_job_stays_private(
         stranger.close()
 
 
+def test_stop_sharing_revokes_the_link(browser, context, web_app, scene):
+    result, image, _ = scene
+    page, _ = open_viewer(context, web_app, result, image)
+    page.get_by_test_id("share-button").click()
+    share_url = page.get_by_test_id("share-url")
+    share_url.wait_for(state="visible")
+    link = share_url.inner_text()
+    page.get_by_test_id("unshare-button").click()
+    share_url.wait_for(state="hidden")
+
+    stranger = browser.new_context()
+    try:
+        shared = stranger.new_page()
+        response = shared.goto(link)
+        assert response.status == 404
+        shared.get_by_test_id("error").wait_for()
+        assert "revoked" in shared.get_by_test_id("error").inner_text()
+        assert shared.get_by_test_id("overlay").count() == 0
+    finally:
+        stranger.close()
+
+
 def test_weights_missing_is_said_on_the_page(context, web_app):
     page = context.new_page()
     page.goto(web_app.base_url + "/")
