@@ -62,6 +62,11 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         "--size", type=int, default=1024, metavar="PX", help="image side in pixels (default 1024)"
     )
     parser.add_argument(
+        "--calibrate",
+        action="store_true",
+        help="also time Keras' own ResNet-101 (no weights) at the same size: a yardstick for a busy machine",
+    )
+    parser.add_argument(
         "--json", type=Path, default=None, metavar="OUT", help="also write the figures as JSON"
     )
     parser.set_defaults(func=run)
@@ -120,7 +125,30 @@ def _measure(args, config, class_names, weights, weights_text) -> dict:
             "python": platform.python_version(),
         },
         "rows": rows,
+        "calibration": _calibrate(context, args.size, args.repeat) if args.calibrate else None,
     }
+
+
+def _calibrate(context, size: int, repeat: int) -> dict:
+    with context.Pool(1) as pool:
+        return pool.apply(_time_plain_resnet101, (size, repeat))
+
+
+def _time_plain_resnet101(size: int, repeat: int) -> dict:
+    """Keras' ResNet-101 (random init, no top) on one size x size image: median wall and CPU seconds."""
+    import keras
+    import numpy as np
+
+    net = keras.applications.ResNet101(weights=None, include_top=False, input_shape=(size, size, 3))
+    image = np.random.default_rng(0).random((1, size, size, 3), dtype=np.float32)
+    net.predict_on_batch(image)
+    wall, cpu = [], []
+    for _ in range(repeat):
+        started, cpu_started = time.perf_counter(), time.process_time()
+        net.predict_on_batch(image)
+        wall.append(time.perf_counter() - started)
+        cpu.append(time.process_time() - cpu_started)
+    return {"resnet101_s": float(np.median(wall)), "resnet101_cpu_s": float(np.median(cpu))}
 
 
 def _measure_batch(config_spec: str, batch: int, weights: Path | None, size: int, repeat: int) -> dict:
@@ -245,6 +273,12 @@ def _print_table(report: dict) -> None:
             f"{row['peak_rss_mib']:.0f}",
         )
         print("  ".join(f"{c:>16}" for c in cells))
+    if report.get("calibration"):
+        cal = report["calibration"]
+        print(
+            f"yardstick: Keras' ResNet-101 alone (no weights) on one image: {cal['resnet101_s']:.3f} s, "
+            f"{cal['resnet101_cpu_s']:.2f} CPU s"
+        )
     load = report["machine"]["load_average_1min"]
     print(
         f"load average (1 min) before and after: {load[0]:.1f}, {load[1]:.1f} on {report['machine']['cpus']} CPUs"

@@ -40,7 +40,7 @@ def test_bench_reports_batch_1_and_2(tmp_path, parity_dir, small_weights):
     config = small_config(tmp_path, parity_dir)
     proc = maskweb(
         "bench", "--config", config, "--weights", small_weights, "--batch", "1", "2", "--repeat", "1",
-        "--size", "200", "--json", out,
+        "--size", "200", "--calibrate", "--json", out,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
@@ -52,7 +52,10 @@ def test_bench_reports_batch_1_and_2(tmp_path, parity_dir, small_weights):
     assert [row[0] for row in rows] == ["1", "2"]
     assert all(re.fullmatch(r"\d+\.\d+", cell) for row in rows for cell in row[1:6])
 
+    assert any(line.startswith("yardstick: Keras' ResNet-101 alone") for line in lines)
+
     report = json.loads(out.read_text())
+    assert report["calibration"]["resnet101_s"] > 0
     assert report["weights"] == str(small_weights)
     assert report["image_size"] == [200, 200] and report["repeat"] == 1
     assert [row["batch"] for row in report["rows"]] == [1, 2]
