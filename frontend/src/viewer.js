@@ -89,6 +89,8 @@ export class Viewer {
     this.overlay = newCanvas(width, height);
     this.overlay.className = "overlay";
     this.overlay.dataset.testid = "overlay";
+    this.overlay.setAttribute("role", "img");
+    this.overlay.setAttribute("aria-label", `${this.instances.length} objects found; the list of instances below can be browsed with Tab`);
     this.highlight = newCanvas(width, height);
     this.highlight.className = "highlight";
     this.highlight.setAttribute("aria-hidden", "true");
@@ -316,10 +318,16 @@ export class Viewer {
       y = b.y * scale;
     }
     const text = instanceLabel(this.instances[index]);
-    if (this.label.textContent !== text) this.label.textContent = text;
-    this.label.style.transform = `translate(${Math.round(x)}px, ${Math.round(y)}px)`;
-    this.label.style.borderColor = cssColor(this.color(index));
-    this.label.hidden = false;
+    if (this.label.textContent !== text || this.label.hidden) {
+      this.label.textContent = text;
+      this.label.style.borderColor = cssColor(this.color(index));
+      this.label.hidden = false;
+    }
+    // On the right half of the photo the label hangs to the left of the point, so it never widens the page
+    // (phones); the CSS percentage shift needs no layout read, which would cost more than the whole move.
+    const flip = x > stageRect.width / 2 ? " translateX(-100%)" : "";
+    if (flip) x -= 28;
+    this.label.style.transform = `translate(${Math.round(x)}px, ${Math.round(y)}px)${flip}`;
   }
 
   /** A canvas of the instance's bounds holding only its mask, built once per colouring. */
