@@ -408,6 +408,7 @@ export class Viewer {
         );
       }),
     );
+    if (!this.instances.length) this.legend.replaceChildren(el("li", { class: "empty" }, "No objects were found in this photo."));
     const visible = this.order.length;
     this.summary.textContent = `${visible} of ${this.instances.length} object${this.instances.length === 1 ? "" : "s"} shown · ${this.width}×${this.height}`;
   }

@@ -403,3 +403,13 @@ def test_colouring_opacity_boxes_and_outlines(context, web_app, scene):
     assert overlay_pixel(page, *edge)[3] == 255
     change_setting(page, lambda: page.get_by_test_id("toggle-outlines").uncheck())
     assert overlay_pixel(page, *edge)[3] == faint
+
+
+def test_a_result_without_objects_says_so(context, web_app):
+    result, image = synthetic_result(320, 240, 0, seed=9)
+    page, _ = open_viewer(context, web_app, result, image)
+    assert "No objects were found" in page.locator(".legend").inner_text()
+    assert page.get_by_test_id("legend-item").count() == 0
+    page.mouse.move(*to_screen(page, result, 160, 120))
+    assert label_text(page) is None
+    assert page.js_errors == []
