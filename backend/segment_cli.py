@@ -68,10 +68,9 @@ def run(args: argparse.Namespace) -> int:
     from backend.model_config import ModelConfigError, load_model_config
     from backend.weights import WeightsCorrupt, WeightsMissing, resolve_weights
 
+    config_spec = args.config or os.environ.get("MASKWEB_MODEL_CONFIG") or "coco"
     try:
-        config, class_names = load_model_config(
-            args.config or os.environ.get("MASKWEB_MODEL_CONFIG") or "coco"
-        )
+        config, class_names = load_model_config(config_spec)
         weights = resolve_weights(args.weights)
     except ModelConfigError as exc:
         return _fail(str(exc))
@@ -102,9 +101,15 @@ def run(args: argparse.Namespace) -> int:
             _error(f"{path}: cannot read the file: {exc.strerror or exc}")
             continue
         if segmenter is None:
+            from backend.mrcnn.weights_io import WeightsFileError, WeightsMismatchError
             from backend.pipeline import Segmenter
 
-            segmenter = Segmenter(config, class_names, weights)
+            try:
+                segmenter = Segmenter(config, class_names, weights)
+            except WeightsMismatchError as exc:
+                return _fail(_mismatch_line(exc, weights, config_spec))
+            except WeightsFileError as exc:
+                return _fail(str(exc))
         result = segmenter.segment(to_array(image))
         if args.min_score is not None:
             result = result.above(args.min_score)
@@ -115,6 +120,20 @@ def run(args: argparse.Namespace) -> int:
             f"{path}: {len(result.instances)} instances ({found}) -> {json_path}, {overlay_path}", flush=True
         )
     return EXIT_SOME_FAILED if failed else EXIT_OK
+
+
+def _mismatch_line(exc, weights, config_spec) -> str:
+    """One line for weights that do not fit the model: the counts and the first problem."""
+    problems = [
+        *(f"missing layer {n}" for n in exc.missing),
+        *(f"unexpected layer {n}" for n in exc.unexpected),
+        *(f"shape mismatch {m}" for m in exc.mismatched),
+    ]
+    return (
+        f"weights file {weights} does not fit the model config '{config_spec}': {len(exc.missing)} missing "
+        f"layers, {len(exc.unexpected)} unexpected, {len(exc.mismatched)} shape mismatches (first: "
+        f"{problems[0] if problems else 'none'}); check --config or MASKWEB_MODEL_CONFIG"
+    )
 
 
 def _write_outputs(out: Path, stem: str, image_name: str, image, result) -> tuple[Path, Path]:

@@ -151,3 +151,19 @@ def test_a_bad_model_config_stops_before_any_work(tmp_path, parity_dir, small_we
         f"maskweb segment: model config {config}: CLASS_NAMES has 2 names but NUM_CLASSES is 3 "
         "(the list counts the background 'BG' too)"
     ]
+
+
+def test_weights_for_another_model_are_one_clear_line(tmp_path, parity_dir, small_weights):
+    values = json.loads((parity_dir / "config_small_b1.json").read_text())["values"]
+    config = tmp_path / "five.json"
+    config.write_text(json.dumps({**values, "NUM_CLASSES": 5, "CLASS_NAMES": [*SMALL_CLASS_NAMES, "delta"]}))
+    proc = maskweb(
+        "segment", parity_dir / "inputs" / "astronaut.png", "--weights", small_weights, "--config", config,
+        "--out", tmp_path / "out",
+    )  # fmt: skip
+    assert proc.returncode == 2
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("maskweb segment:")]
+    assert len(lines) == 1, proc.stderr
+    assert f"weights file {small_weights} does not fit the model config" in lines[0]
+    assert "shape mismatch" in lines[0] and "mrcnn_" in lines[0]
+    assert not any((tmp_path / "out").iterdir())
