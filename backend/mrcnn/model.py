@@ -33,44 +33,45 @@ ALIASES = {
 
 
 class _Network:
-    """The Keras layers of Mask R-CNN, created once and wired into a graph per molded image shape."""
+    """The Keras layers of Mask R-CNN, wired once into a shape-agnostic core model; ``graph(shape)`` calls the
+    core on inputs of one molded shape, which makes every shape inside static and shares the weights."""
 
     def __init__(self, config: Config):
         import keras
 
         self.config = config
         self.graphs: dict[tuple[int, int, int], keras.Model] = {}
-        self._shared = None  # built on the first graph: the layer objects every later graph reuses
+        c = config
+        inputs = [
+            keras.Input(
+                shape=(None, None, c.IMAGE_CHANNEL_COUNT), batch_size=c.BATCH_SIZE, name="input_image"
+            ),
+            keras.Input(shape=(c.IMAGE_META_SIZE,), batch_size=c.BATCH_SIZE, name="input_image_meta"),
+            keras.Input(shape=(None, 4), batch_size=c.BATCH_SIZE, name="input_anchors"),
+        ]
+        self.core = keras.Model(inputs, self._wire(*inputs), name="mask_rcnn")
 
     def graph(self, image_shape):
+        """The model for molded images of ``image_shape`` (H, W, C); H and W must be multiples of 64."""
+        import keras
+
         image_shape = tuple(int(v) for v in image_shape)
         if image_shape not in self.graphs:
-            self.graphs[image_shape] = self._build(image_shape)
+            h, w = image_shape[:2]
+            if h % 64 or w % 64:
+                raise ValueError(
+                    f"molded image size {h}x{w} is not a multiple of 64 (the FPN halves it 6 times); "
+                    "use IMAGE_RESIZE_MODE 'square' or 'pad64'"
+                )
+            c = self.config
+            num_anchors = len(pyramid_anchors(c, image_shape))
+            inputs = [
+                keras.Input(shape=image_shape, batch_size=c.BATCH_SIZE, name="input_image"),
+                keras.Input(shape=(c.IMAGE_META_SIZE,), batch_size=c.BATCH_SIZE, name="input_image_meta"),
+                keras.Input(shape=(num_anchors, 4), batch_size=c.BATCH_SIZE, name="input_anchors"),
+            ]
+            self.graphs[image_shape] = keras.Model(inputs, self.core(inputs), name="mask_rcnn")
         return self.graphs[image_shape]
-
-    def _build(self, image_shape):
-        import keras
-
-        if self._shared is not None:
-            # Later shapes: call the first graph's model on new inputs (same layers, same weights).
-            first = next(iter(self.graphs.values()))
-            inputs = self._inputs(image_shape)
-            return keras.Model(inputs, first(inputs), name="mask_rcnn")
-        inputs = self._inputs(image_shape)
-        model = keras.Model(inputs, self._wire(*inputs), name="mask_rcnn")
-        self._shared = model
-        return model
-
-    def _inputs(self, image_shape):
-        import keras
-
-        c = self.config
-        num_anchors = len(pyramid_anchors(c, image_shape))
-        return [
-            keras.Input(shape=image_shape, batch_size=c.BATCH_SIZE, name="input_image"),
-            keras.Input(shape=(c.IMAGE_META_SIZE,), batch_size=c.BATCH_SIZE, name="input_image_meta"),
-            keras.Input(shape=(num_anchors, 4), batch_size=c.BATCH_SIZE, name="input_anchors"),
-        ]
 
     def _wire(self, image, image_meta, anchors):
         from keras import layers
@@ -123,9 +124,8 @@ class _Network:
         """{file layer name: {weight key: variable}}; the nested RPN model counts as one layer, as in the file."""
         import keras
 
-        model = self._shared or self.graph(self.config.IMAGE_SHAPE)
         found = {}
-        for layer in model.layers:
+        for layer in self.core.layers:
             if isinstance(layer, keras.Model):
                 variables = {f"{sub.name}/{v.name}": v for sub in layer.layers for v in sub.weights}
             else:
@@ -148,7 +148,6 @@ class MaskRCNN:
             raise TypeError(f"MaskRCNN needs a backend.mrcnn.Config, got {type(config).__name__}")
         self.config = config
         self._network = _Network(config)
-        self._network.graph(config.IMAGE_SHAPE)
         self._runners = {}
 
     # ---- weights ----

@@ -45,8 +45,8 @@ class ProposalLayer(layers.Layer):
         self.bbox_std_dev = np.asarray(bbox_std_dev, dtype=np.float32).reshape(1, 1, 4)
 
     def call(self, rpn_class, rpn_bbox, anchors):
-        num_anchors = anchors.shape[1]
-        k = min(self.pre_nms_limit, num_anchors)
+        num_anchors = anchors.shape[1]  # None only while the shape-agnostic core model is wired
+        k = self.pre_nms_limit if num_anchors is None else min(self.pre_nms_limit, num_anchors)
         scores = rpn_class[:, :, 1]
         deltas = rpn_bbox * self.bbox_std_dev
         top_scores, order = ops.top_k(scores, k, sorted=True)

@@ -27,47 +27,44 @@ def iou_matrix(a, b) -> np.ndarray:
     return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
 
 
-def match_rows(ref_boxes, our_boxes, min_iou, ref_classes=None, our_classes=None):
-    """Greedy one-to-one matching by IoU (classes must agree if given): {ref row: our row}."""
-    iou = iou_matrix(ref_boxes, our_boxes)
-    if ref_classes is not None:
-        iou = np.where(np.asarray(ref_classes)[:, None] == np.asarray(our_classes)[None, :], iou, 0.0)
-    pairs = {}
-    used = set()
-    for flat in np.argsort(-iou, axis=None, kind="stable"):
-        i, j = np.unravel_index(flat, iou.shape)
-        if iou[i, j] < min_iou:
+def _greedy_pairs(cost) -> dict[int, int]:
+    """One-to-one pairs by increasing cost, ignoring infinite costs: {row: column}."""
+    pairs, used = {}, set()
+    for flat in np.argsort(cost, axis=None, kind="stable"):
+        i, j = (int(v) for v in np.unravel_index(flat, cost.shape))
+        if not np.isfinite(cost[i, j]):
             break
         if i in pairs or j in used:
             continue
-        pairs[int(i)] = int(j)
-        used.add(int(j))
+        pairs[i] = j
+        used.add(j)
     return pairs
+
+
+def box_distance(ref_boxes, our_boxes) -> np.ndarray:
+    """Largest corner difference [len(ref), len(ours)]; works for empty boxes, which IoU cannot match."""
+    ref_boxes, our_boxes = np.asarray(ref_boxes, np.float64), np.asarray(our_boxes, np.float64)
+    return np.abs(ref_boxes[:, None, :] - our_boxes[None, :, :]).max(axis=-1)
+
+
+def match_boxes(ref_boxes, our_boxes, box_tol) -> dict[int, int]:
+    """Pairs of boxes whose corners differ by at most ``box_tol``, closest first: {ref row: our row}."""
+    distance = box_distance(ref_boxes, our_boxes)
+    return _greedy_pairs(np.where(distance <= box_tol, distance, np.inf))
 
 
 def match_detections(
     ref_boxes, our_boxes, ref_scores, our_scores, box_tol, score_tol, ref_classes, our_classes
 ):
-    """Greedy one-to-one matching of detections of the same class whose box corners differ by at most
-    ``box_tol`` and scores by at most ``score_tol`` (boxes may be empty, so not by IoU): {ref row: our row}."""
-    ref_boxes, our_boxes = np.asarray(ref_boxes, np.float64), np.asarray(our_boxes, np.float64)
-    box_diff = np.abs(ref_boxes[:, None, :] - our_boxes[None, :, :]).max(axis=-1)
+    """Pairs of detections of the same class whose box corners differ by at most ``box_tol`` and scores by
+    at most ``score_tol``, closest first: {ref row: our row}."""
+    box_diff = box_distance(ref_boxes, our_boxes)
     score_diff = np.abs(
         np.asarray(ref_scores, np.float64)[:, None] - np.asarray(our_scores, np.float64)[None, :]
     )
     same_class = np.asarray(ref_classes)[:, None] == np.asarray(our_classes)[None, :]
     ok = same_class & (box_diff <= box_tol) & (score_diff <= score_tol)
-    cost = np.where(ok, box_diff / box_tol + score_diff / score_tol, np.inf)
-    pairs, used = {}, set()
-    for flat in np.argsort(cost, axis=None, kind="stable"):
-        i, j = np.unravel_index(flat, cost.shape)
-        if not np.isfinite(cost[i, j]):
-            break
-        if i in pairs or j in used:
-            continue
-        pairs[int(i)] = int(j)
-        used.add(int(j))
-    return pairs
+    return _greedy_pairs(np.where(ok, box_diff / box_tol + score_diff / score_tol, np.inf))
 
 
 def diagnostics(parity_dir, case):

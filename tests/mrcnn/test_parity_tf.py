@@ -17,8 +17,9 @@ from conftest import load_input
 from mrcnn_parity import (
     compare_results,
     diagnostics,
+    iou_matrix,
+    match_boxes,
     match_detections,
-    match_rows,
     reference_result,
     touches_border,
 )
@@ -30,10 +31,15 @@ COCO_CASES = ["coco_astronaut", "coco_chelsea", "coco_synthetic"]
 CASES = SMALL_CASES + [pytest.param(c, marks=pytest.mark.slow) for c in COCO_CASES]
 STAGES = ("rpn_rois", "mrcnn_class", "mrcnn_bbox", "detections", "mrcnn_mask")
 
-RPN_ATOL = 2e-4  # rpn_class / rpn_bbox elementwise; measured max 4e-5
-ROI_ATOL = 1e-4  # matched proposal coordinates (normalised); measured max ~1e-6
-HEAD_ATOL = 2e-3  # mrcnn_class / mrcnn_bbox of matched, non-border proposals; measured max ~2e-4 (coco)
-MASK_ATOL = 2e-3  # mrcnn_mask of matched detections; measured max ~1e-4
+# Tolerances, with the largest difference measured over all cases (TF 2.21 CPU):
+RPN_ATOL = 2e-4  # rpn_class / rpn_bbox elementwise (small cases); measured 3.6e-5
+ROI_ATOL = 1e-4  # matched proposal coordinates (normalised); measured 4.9e-6
+CLASS_ATOL = 1e-3  # mrcnn_class of matched, non-border proposals; measured 1.5e-4
+BBOX_ATOL = 5e-3  # mrcnn_bbox deltas of the same rows; measured 8.6e-4
+MASK_ATOL = (
+    1e-2  # mrcnn_mask (sigmoid) of matched detections; measured 1.8e-3 (the mask IoU test is stricter)
+)
+TAIL = 0.02  # the last 2% of the proposal list: NMS ripples from a swap upstream end there
 
 
 @pytest.fixture(scope="module")
@@ -83,19 +89,28 @@ def test_rpn_outputs(parity_dir, models, case):
 
 
 def _matched_proposals(ref, ours, b):
-    return match_rows(ref["rpn_rois"][b], ours["rpn_rois"][b], min_iou=0.999)
+    return match_boxes(ref["rpn_rois"][b], ours["rpn_rois"][b], ROI_ATOL)
 
 
 @pytest.mark.parametrize("case", CASES)
 def test_proposals(parity_dir, models, case):
-    ref, ours, _, _ = run_case(parity_dir, models, case)
+    ref, ours, _, config = run_case(parity_dir, models, case)
     for b, diag in enumerate(diagnostics(parity_dir, case)):
+        theirs, mine = ref["rpn_rois"][b], ours["rpn_rois"][b]
         pairs = _matched_proposals(ref, ours, b)
-        unmatched = len(ref["rpn_rois"][b]) - len(pairs)
-        # Anchors tied in score at the PRE_NMS_LIMIT cut may enter or leave the candidates: one proposal each.
-        assert unmatched <= diag["rpn_num_anchors_tied_with_topk_boundary_score"], (b, unmatched)
-        i, j = np.array(list(pairs.items())).T
-        assert np.abs(ref["rpn_rois"][b][i] - ours["rpn_rois"][b][j]).max() <= ROI_ATOL
+        # Allowed differences, each a near-tie that 1e-5 changes in the RPN outputs decide (README):
+        #  - a proposal that overlaps an unmatched one of ours by more than RPN_NMS_THRESHOLD: NMS keeps
+        #    whichever of the two rivals scores higher, and their scores are near-tied;
+        #  - rows in the list's tail, where the swaps above ripple out through the POST_NMS_ROIS cut;
+        #  - anchors tied in score at the PRE_NMS_LIMIT cut (MANIFEST counts them).
+        lost = sorted(set(range(len(theirs))) - set(pairs))
+        extra = sorted(set(range(len(mine))) - set(pairs.values()))
+        assert len(lost) <= max(diag["rpn_num_anchors_tied_with_topk_boundary_score"], 0.01 * len(theirs))
+        rivalry = iou_matrix(theirs[lost], mine[extra]) if lost and extra else np.zeros((len(lost), 0))
+        tail = len(theirs) * (1 - TAIL)
+        for row, overlaps in zip(lost, rivalry, strict=True):
+            has_rival = overlaps.size and overlaps.max() > config.RPN_NMS_THRESHOLD
+            assert has_rival or row >= tail, f"proposal {row} {theirs[row]} missing, with no rival"
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -108,12 +123,12 @@ def test_class_probabilities_and_box_deltas(parity_dir, models, case):
         # sample row is inside (feature) or outside (0), which moves their probabilities a lot (README).
         inner = ~touches_border(ref["rpn_rois"][b][i])
         assert inner.mean() > 0.5
-        for name in ("mrcnn_class", "mrcnn_bbox"):
+        for name, atol in (("mrcnn_class", CLASS_ATOL), ("mrcnn_bbox", BBOX_ATOL)):
             diff = np.abs(ours[name][b][j] - ref[name][b][i])
             worst = diff.reshape(len(i), -1).max(axis=1)
-            assert worst[inner].max() <= HEAD_ATOL, (name, b, worst[inner].max())
+            assert worst[inner].max() <= atol, (name, b, worst[inner].max())
         # and the border rows that do move are few
-        moved = np.abs(ours["mrcnn_class"][b][j] - ref["mrcnn_class"][b][i]).max(axis=1) > HEAD_ATOL
+        moved = np.abs(ours["mrcnn_class"][b][j] - ref["mrcnn_class"][b][i]).max(axis=1) > CLASS_ATOL
         assert moved.sum() <= max(5, 0.02 * len(i)), moved.sum()
 
 
