@@ -5,6 +5,11 @@ Redis keys (all with a time-to-live, so a dead process's keys vanish by themselv
 - ``maskweb:worker:<hostname>`` = JSON ``{pid, model_config, started_at}``, TTL ``WORKER_TTL_S``: a worker process is alive (``/readyz`` reads it).
 - ``maskweb:lease:<job id>`` = ``<hostname>|<pid>``, TTL ``LEASE_TTL_S``: that process is running the job.
 
+The reaper also finds jobs handed to Celery whose message is neither in the queue nor held by a worker
+(Redis restarted without it, a worker lost between taking the message and starting the job) and puts them back
+to waiting. Putting a job back is always safe: the dispatcher gives it a new task id, so an old message that
+does turn up is stale and dropped (``backend.jobs.work.claim``).
+
 A ``Heartbeat`` thread in each worker process refreshes both every ``HEARTBEAT_S`` seconds and runs ``reap``
 every ``REAP_INTERVAL_S``: a job in state ``running`` without a lease lost its worker (kill -9, OOM, power), so
 it goes back to the waiting queue (or fails with ``worker_lost`` after ``MAX_ATTEMPTS`` starts) and the
@@ -33,6 +38,10 @@ WORKER_TTL_S = 30
 LEASE_TTL_S = 20
 REAP_INTERVAL_S = 10
 MAX_ATTEMPTS = 3
+LOST_MESSAGE_GRACE_S = (
+    120  # a dispatched job this old whose message is nowhere in the broker is re-dispatched
+)
+UNACKED_KEY = "unacked"  # kombu's Redis transport: {delivery tag: message} of messages held by workers
 
 # Delete or refresh a key only while it still holds our value (a lease taken over must stay the new owner's).
 _RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
@@ -100,6 +109,17 @@ def release_lease(settings: Settings, job_id: str, holder: str) -> None:
     redis_client(settings).eval(_RELEASE, 1, lease_key(job_id), holder)
 
 
+def worker_lost_error(attempts: int) -> dict[str, str]:
+    """The error of a job whose workers died ``attempts`` times while running it."""
+    return {
+        "error_code": "worker_lost",
+        "error": (
+            f"The worker stopped while segmenting this image {attempts} times (the limit is {MAX_ATTEMPTS}); "
+            "the image may need more memory than a worker has."
+        ),
+    }
+
+
 def reap(settings: Settings) -> list[str]:
     """Put running jobs whose lease expired back into the waiting queue, or fail them after MAX_ATTEMPTS.
 
@@ -114,8 +134,9 @@ def reap(settings: Settings) -> list[str]:
     from .events import publish_job
 
     r = redis_client(settings)
-    changed: list[Job] = []
+    changed: list[str] = []
     with session_scope(engine(settings)) as session:
+        changed += _requeue_lost_messages(settings, session)
         running = session.execute(
             select(Job.id, Job.celery_task_id, Job.attempts).where(Job.state == RUNNING)
         )
@@ -123,16 +144,7 @@ def reap(settings: Settings) -> list[str]:
             if r.exists(lease_key(job_id)):
                 continue
             if attempts >= MAX_ATTEMPTS:
-                values = dict(
-                    state=FAILED,
-                    stage=None,
-                    finished_at=utcnow(),
-                    error_code="worker_lost",
-                    error=(
-                        f"The worker stopped while segmenting this image {attempts} times (the limit is "
-                        f"{MAX_ATTEMPTS}); the image may need more memory than a worker has."
-                    ),
-                )
+                values = dict(state=FAILED, stage=None, finished_at=utcnow(), **worker_lost_error(attempts))
             else:
                 values = dict(
                     state=QUEUED, stage=WAITING, progress=0.0, dispatched_at=None, celery_task_id=None
@@ -151,6 +163,51 @@ def reap(settings: Settings) -> list[str]:
                 if job.state != QUEUED:  # queued ones get their position from the dispatcher's pump
                     publish_job(settings, job)
     return changed
+
+
+def _messages_in_broker(settings: Settings) -> str:
+    """Every queued and worker-held Celery message of the inference queue, concatenated (they are small and
+    few: at most ``max_inflight_per_user`` per user)."""
+    from .celery_app import QUEUE
+
+    r = redis_client(settings)
+    pipe = r.pipeline()
+    pipe.lrange(QUEUE, 0, -1)
+    pipe.hvals(UNACKED_KEY)
+    queued, held = pipe.execute()
+    return "\n".join([*queued, *held])
+
+
+def _requeue_lost_messages(settings: Settings, session) -> list[str]:
+    """Put back to waiting the dispatched, not started jobs whose message the broker no longer has."""
+    from datetime import timedelta
+
+    from sqlalchemy import select, update
+
+    from backend.storage.models import QUEUED, Job, utcnow
+
+    cutoff = utcnow() - timedelta(seconds=LOST_MESSAGE_GRACE_S)
+    candidates = session.execute(
+        select(Job.id, Job.celery_task_id).where(
+            Job.state == QUEUED, Job.dispatched_at.is_not(None), Job.dispatched_at < cutoff
+        )
+    ).all()
+    if not candidates:
+        return []
+    in_broker = _messages_in_broker(settings)
+    lost = []
+    for job_id, task_id in candidates:
+        if task_id and task_id in in_broker:
+            continue
+        result = session.execute(
+            update(Job)
+            .where(Job.id == job_id, Job.state == QUEUED, Job.celery_task_id == task_id)
+            .values(dispatched_at=None, celery_task_id=None)
+        )
+        if result.rowcount:
+            log.warning("job %s was dispatched but its message is gone; queueing it again", job_id)
+            lost.append(job_id)
+    return lost
 
 
 class Heartbeat(threading.Thread):

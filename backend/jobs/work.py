@@ -26,7 +26,7 @@ from backend.settings import Settings
 
 from .connections import engine
 from .events import publish_job
-from .leases import MAX_ATTEMPTS
+from .leases import MAX_ATTEMPTS, worker_lost_error
 
 log = logging.getLogger(__name__)
 
@@ -176,16 +176,7 @@ def claim(settings: Settings, job_id: str, task_id: str):
         if job.cancel_requested:
             values = dict(state=CANCELLED, stage=None, finished_at=utcnow(), **CANCELLED_ERROR)
         elif job.attempts >= MAX_ATTEMPTS:
-            values = dict(
-                state=FAILED,
-                stage=None,
-                finished_at=utcnow(),
-                error_code="worker_lost",
-                error=(
-                    f"The worker stopped while segmenting this image {job.attempts} times (the limit is "
-                    f"{MAX_ATTEMPTS}); the image may need more memory than a worker has."
-                ),
-            )
+            values = dict(state=FAILED, stage=None, finished_at=utcnow(), **worker_lost_error(job.attempts))
         else:
             values = dict(
                 state=RUNNING,

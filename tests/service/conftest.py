@@ -2,7 +2,7 @@
 
 ``stack`` (SQLite) and ``pg_stack`` (PostgreSQL; skipped locally, failed in CI, when there is no server) run
 the real web server, worker and a private Redis; see ``stack.py``. Tests must leave no job running and no hold
-set (the ``clean_holds`` fixture releases holds after each test).
+set (``idle_after`` releases holds and waits for the queue to drain after each test).
 """
 
 from __future__ import annotations
@@ -39,10 +39,29 @@ def pg_stack(tmp_path_factory, small_weights, small_model_config):
 
 
 @pytest.fixture(autouse=True)
-def clean_holds(request):
+def idle_after(request):
+    """After each test: release every hold and let the queue drain, so the next test starts with an idle
+    worker even when this one failed half-way."""
     yield
     for name in ("stack", "pg_stack"):
         if name in request.fixturenames:
             running = request.getfixturevalue(name)
             for key in running.redis().scan_iter(match="maskweb:test:hold:*"):
                 running.redis().delete(key)
+            running.wait_idle()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """On a failure, attach the tails of the stack's web and worker logs to the report."""
+    report = yield
+    if report.failed:
+        for name in ("stack", "pg_stack"):
+            running = item.funcargs.get(name) if hasattr(item, "funcargs") else None
+            if running is not None:
+                for log in ("worker.log", "web.log"):
+                    path = running.logs / log
+                    if path.exists():
+                        tail = path.read_text(errors="replace").splitlines()[-60:]
+                        report.sections.append((f"{name} {log} (last lines)", "\n".join(tail)))
+    return report

@@ -374,6 +374,27 @@ class Stack:
         finally:
             engine.dispose()
 
+    def unfinished_jobs(self) -> list[str]:
+        from sqlalchemy import select
+
+        from backend.storage.db import make_engine, session_scope
+        from backend.storage.models import QUEUED, RUNNING, Job
+
+        engine = make_engine(self.settings.database_url)
+        try:
+            with session_scope(engine) as session:
+                return list(session.scalars(select(Job.id).where(Job.state.in_((QUEUED, RUNNING)))))
+        finally:
+            engine.dispose()
+
+    def wait_idle(self, timeout_s: float = 300) -> None:
+        """Wait until no job is queued or running (a worker must be up for queued jobs to drain)."""
+        deadline = time.monotonic() + timeout_s
+        while unfinished := self.unfinished_jobs():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"jobs still unfinished after {timeout_s}s: {unfinished}")
+            time.sleep(0.2)
+
     def user(self, token: bool = False) -> User:
         """A new identity: a cookie (default) or, with ``token=True``, an API token from POST /api/tokens."""
         if not token:

@@ -15,7 +15,7 @@ STAGES = ("decode", "model", "masks", "saving")
 def _check_main_flow(stack):
     user = stack.user()
     job = user.upload(png_bytes(80, 60), names=["shapes.png"])[0]
-    assert job["state"] == "queued" and job["filename"] == "shapes.png"
+    assert job["state"] in ("queued", "running") and job["filename"] == "shapes.png"  # a free worker is quick
 
     events = user.follow(job["id"])
     final = events[-1]
@@ -47,3 +47,20 @@ def test_upload_events_result_sqlite(stack):
 @pytest.mark.slow
 def test_upload_events_result_postgres(pg_stack):
     _check_main_flow(pg_stack)
+
+
+def test_worker_durations_reach_metrics(stack):
+    user = stack.user()
+    job = user.upload(png_bytes(32, 24))[0]
+    assert user.wait(job["id"])["state"] == "done"
+    text = user.get("/metrics").text
+    done_count = [
+        line
+        for line in text.splitlines()
+        if line.startswith('maskweb_job_duration_seconds_count{outcome="done"}')
+    ]
+    assert done_count and float(done_count[0].split()[-1]) >= 1
+    model_count = [
+        line for line in text.splitlines() if line.startswith("maskweb_model_duration_seconds_count")
+    ]
+    assert model_count and float(model_count[0].split()[-1]) >= 1

@@ -19,7 +19,9 @@ def test_one_users_batch_does_not_hold_back_another_user(stack):
     assert stack.settings.max_inflight_per_user == 2
     alice, bob = stack.user(), stack.user()
     stack.hold("model")
-    a = [j["id"] for j in alice.upload(*(png_bytes(32, 32, seed=i) for i in range(5)))]
+    uploaded = [j["id"] for j in alice.upload(*(png_bytes(32, 32, seed=i) for i in range(5)))]
+    rows = stack.db_jobs(*uploaded)
+    a = sorted(uploaded, key=lambda j: (rows[j]["created_at"], j))  # a user's own jobs go oldest first
     alice.wait(
         a[0], states=("running",)
     )  # a[0] runs (held), a[1] is inside Celery, a[2:] wait in the database

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 
+from backend.jobs.leases import LOST_MESSAGE_GRACE_S
 from backend.jobs.work import claim
 from backend.storage.db import make_engine, session_scope
 from backend.storage.models import RUNNING, Job, utcnow
@@ -65,3 +68,32 @@ def test_a_job_that_keeps_killing_workers_fails_with_a_reason(stack):
     final = user.wait(job.id, timeout_s=120)  # the live worker's reaper finds it
     assert final["state"] == "failed" and final["error_code"] == "worker_lost"
     assert "3 times" in final["error"]
+
+
+def test_a_dispatched_job_whose_message_was_lost_is_dispatched_again(stack):
+    """Redis lost the message (a restart without persistence): the job must not wait forever."""
+    from PIL import Image
+
+    from backend.storage.files import DataDir
+
+    user = stack.user()
+    engine = make_engine(stack.settings.database_url)
+    try:
+        with session_scope(engine) as session:
+            job = Job(
+                user_id=user.user_id,
+                filename="orphan.png",
+                width=36,
+                height=28,
+                dispatched_at=utcnow() - timedelta(seconds=LOST_MESSAGE_GRACE_S + 60),
+                celery_task_id="e" * 32,  # a message nobody will ever deliver
+            )
+            session.add(job)
+            session.flush()
+            DataDir(stack.settings.data_dir).save_original(job.id, Image.new("RGB", (36, 28), (9, 99, 199)))
+    finally:
+        engine.dispose()
+    final = user.wait(job.id, timeout_s=120)
+    assert final["state"] == "done"
+    row = stack.db_jobs(job.id)[job.id]
+    assert row["attempts"] == 1 and row["celery_task_id"] != "e" * 32
