@@ -31,8 +31,13 @@ NMS_TILE = 256  # boxes per tile: a [256, 256] self-overlap block and a [256, ma
 
 
 def _rounded(x):
-    """``x`` rounded to float32 before it is used: XLA cannot contract it into a following add (no FMA)."""
-    return jnp.where(x == x, x, jnp.nan)  # a select between multiply and add; NaN stays NaN
+    """``x`` rounded to float32 before it is used, so that it cannot fuse into a following add as one FMA.
+
+    Adds 0 (1 where x is NaN, which stays NaN): a multiply may still fuse into *this* add, which rounds
+    ``a * b + 0`` once, exactly as the plain multiply would. Compilers cannot drop the add: for x = -0.0 it
+    changes the sign of zero, so it is not an identity to them (a select on ``x == x`` was folded away on GPU).
+    """
+    return x + jnp.isnan(x).astype(x.dtype)
 
 
 def _runtime_constant(like, value: float):
