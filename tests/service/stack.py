@@ -305,6 +305,17 @@ class Stack:
             stop_process(self.worker, signal.SIGKILL, grace_s=10)
             self.worker = None
 
+    def kill_pool_process(self) -> int:
+        """kill -9 the worker's pool process (the one running jobs), leaving its parent alive; returns its pid."""
+        children = (
+            Path("/proc") / str(self.worker.pid) / "task" / str(self.worker.pid) / "children"
+        ).read_text()
+        pids = [int(p) for p in children.split()]
+        if len(pids) != 1:
+            raise RuntimeError(f"expected one pool process under the worker, found {pids}")
+        os.kill(pids[0], signal.SIGKILL)
+        return pids[0]
+
     def stop_worker(self) -> None:
         """Stop the worker warmly (SIGTERM): a running job finishes first."""
         if self.worker is not None:

@@ -97,3 +97,18 @@ def test_a_dispatched_job_whose_message_was_lost_is_dispatched_again(stack):
     assert final["state"] == "done"
     row = stack.db_jobs(job.id)[job.id]
     assert row["attempts"] == 1 and row["celery_task_id"] != "e" * 32
+
+
+@pytest.mark.slow
+def test_a_pool_process_killed_mid_job_is_replaced_and_the_job_completes(stack):
+    """The worker's parent survives: Celery puts the message back at once and a new pool process takes the
+    lease of its dead predecessor on the same host."""
+    user = stack.user()
+    stack.hold("masks")
+    job = user.upload(png_bytes(44, 36, seed=3))[0]
+    user.wait(job["id"], states=("running",))
+    stack.kill_pool_process()
+    stack.release("masks")
+    final = user.wait(job["id"], timeout_s=240)
+    assert final["state"] == "done"
+    assert stack.db_jobs(job["id"])[job["id"]]["attempts"] == 2
