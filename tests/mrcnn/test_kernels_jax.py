@@ -252,3 +252,30 @@ def test_crop_and_resize_whole_image_box_reproduces_the_image():
     image = rng.normal(size=(1, 10, 12, 3)).astype(np.float32)
     crops = assert_crops_match_tf(image, [[0, 0, 1, 1]], [0], (10, 12))
     np.testing.assert_allclose(crops[0], image[0], rtol=0, atol=1e-6)
+
+
+# ---------------------------------------------------------------- correctly rounded division
+
+
+@pytest.mark.parametrize("count", [1, 3, 6, 13, 27, 2048])
+def test_division_by_a_count_is_correctly_rounded(count):
+    rng = np.random.default_rng(30 + count)
+    numerator = (rng.uniform(-2000, 2000, 50_000) * rng.choice([1.0, 1e-3, 1e-6], 50_000)).astype(np.float32)
+    numerator[:10] = 0.0
+    numerator[10:20] = np.float32(count) * np.arange(10, dtype=np.float32)  # exact quotients
+    divide = jax.jit(jax_ops._divide_by_count, static_argnums=1)
+    np.testing.assert_array_equal(np.asarray(divide(numerator, count)), numerator / np.float32(count))
+
+
+@pytest.mark.parametrize("ulps", [-2, -1, 1, 2])
+def test_an_inexact_backend_quotient_is_corrected(ulps):
+    """What XLA's GPU division can return (off by up to 2 ulps) comes back correctly rounded."""
+    rng = np.random.default_rng(40)
+    numerator = rng.uniform(-500, 500, 50_000).astype(np.float32)
+    divisor = np.float32(6)
+    exact = numerator / divisor
+    off = exact.copy()
+    for _ in range(abs(ulps)):
+        off = np.nextafter(off, np.float32(np.inf if ulps > 0 else -np.inf))
+    fixed = jax.jit(jax_ops._nearest_quotient)(numerator, np.full_like(numerator, divisor), off)
+    np.testing.assert_array_equal(np.asarray(fixed), exact)
