@@ -116,9 +116,9 @@ def run(args: argparse.Namespace) -> int:
         stem = _unique_stem(path.stem, stems)
         json_path, overlay_path = _write_outputs(args.out, stem, path.name, image, result)
         found = ", ".join(f"{n} {name}" for name, n in result.class_counts().items()) or "nothing found"
-        print(
-            f"{path}: {len(result.instances)} instances ({found}) -> {json_path}, {overlay_path}", flush=True
-        )
+        count = len(result.instances)
+        noun = "instance" if count == 1 else "instances"
+        print(f"{path}: {count} {noun} ({found}) -> {json_path}, {overlay_path}", flush=True)
     return EXIT_SOME_FAILED if failed else EXIT_OK
 
 

@@ -111,7 +111,7 @@ def test_good_images_get_an_overlay_and_a_result_json(mixed_run, parity_dir):
         assert {i.class_name for i in result.instances} <= set(SMALL_CLASS_NAMES[1:])
         overlay = Image.open(out / f"{name}.overlay.png")
         assert overlay.format == "PNG" and overlay.size == image.size
-        assert f"{name}.png: {len(result.instances)} instances" in proc.stdout
+        assert f"{name}.png: {len(result.instances)} instance" in proc.stdout
     written = sorted(p.name for p in out.iterdir())
     assert written == ["astronaut.json", "astronaut.overlay.png", "synthetic.json", "synthetic.overlay.png"]
 
