@@ -14,10 +14,15 @@ STAGES = ("decode", "model", "masks", "saving")
 
 def _check_main_flow(stack):
     user = stack.user()
+    stack.hold("model")  # so the subscription below is in place before the job passes decode
     job = user.upload(png_bytes(80, 60), names=["shapes.png"])[0]
     assert job["state"] in ("queued", "running") and job["filename"] == "shapes.png"  # a free worker is quick
 
-    events = user.follow(job["id"])
+    with user.socket() as watcher:
+        ack = watcher.subscribe({"job_id": job["id"]})
+        assert ack["ok"] is True and ack["job"]["state"] in ("queued", "running")
+        stack.release("model")
+        events = [ack["job"], *watcher.until(job["id"], lambda e: e["state"] in ("done", "failed"), 180)]
     final = events[-1]
     assert final["state"] == "done", final
     seen_stages = [e["stage"] for e in events if e["state"] == "running"]
