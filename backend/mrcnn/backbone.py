@@ -12,45 +12,48 @@ from keras import layers
 STAGE4_BLOCKS = {"resnet50": 5, "resnet101": 22}
 
 
-def batch_norm(name: str) -> layers.BatchNormalization:
-    return layers.BatchNormalization(epsilon=1e-3, name=name)
+def batch_norm(bank, name: str) -> layers.BatchNormalization:
+    return bank(layers.BatchNormalization, epsilon=1e-3, name=name)
 
 
-def _bottleneck(x, filters, stage: int, block: str, strides: int | None):
+def _bottleneck(bank, x, filters, stage: int, block: str, strides: int | None):
     """One bottleneck block; ``strides`` None = identity block, else a projection shortcut with that stride."""
     f1, f2, f3 = filters
     conv, bn = f"res{stage}{block}_branch", f"bn{stage}{block}_branch"
-    y = layers.Conv2D(f1, 1, strides=strides or 1, name=conv + "2a")(x)
-    y = layers.Activation("relu")(batch_norm(bn + "2a")(y, training=False))
-    y = layers.Conv2D(f2, 3, padding="same", name=conv + "2b")(y)
-    y = layers.Activation("relu")(batch_norm(bn + "2b")(y, training=False))
-    y = layers.Conv2D(f3, 1, name=conv + "2c")(y)
-    y = batch_norm(bn + "2c")(y, training=False)
+    y = bank(layers.Conv2D, f1, 1, strides=strides or 1, name=conv + "2a")(x)
+    y = layers.Activation("relu")(batch_norm(bank, bn + "2a")(y, training=False))
+    y = bank(layers.Conv2D, f2, 3, padding="same", name=conv + "2b")(y)
+    y = layers.Activation("relu")(batch_norm(bank, bn + "2b")(y, training=False))
+    y = bank(layers.Conv2D, f3, 1, name=conv + "2c")(y)
+    y = batch_norm(bank, bn + "2c")(y, training=False)
     if strides is None:
         shortcut = x
     else:
-        shortcut = layers.Conv2D(f3, 1, strides=strides, name=conv + "1")(x)
-        shortcut = batch_norm(bn + "1")(shortcut, training=False)
+        shortcut = bank(layers.Conv2D, f3, 1, strides=strides, name=conv + "1")(x)
+        shortcut = batch_norm(bank, bn + "1")(shortcut, training=False)
     return layers.Activation("relu", name=f"res{stage}{block}_out")(layers.Add()([y, shortcut]))
 
 
-def _stage(x, filters, stage: int, blocks: int, strides: int):
-    x = _bottleneck(x, filters, stage, "a", strides)
+def _stage(bank, x, filters, stage: int, blocks: int, strides: int):
+    x = _bottleneck(bank, x, filters, stage, "a", strides)
     for i in range(1, blocks):
-        x = _bottleneck(x, filters, stage, chr(ord("a") + i), None)
+        x = _bottleneck(bank, x, filters, stage, chr(ord("a") + i), None)
     return x
 
 
-def resnet_features(image, architecture: str):
-    """C2, C3, C4, C5 of ResNet-50 or ResNet-101 for a Keras tensor ``image`` [B, H, W, 3]."""
+def resnet_features(bank, image, architecture: str):
+    """C2, C3, C4, C5 of ResNet-50 or ResNet-101 for a Keras tensor ``image`` [B, H, W, 3].
+
+    ``bank`` (a LayerBank) holds the weighted layers, so that every graph shares them.
+    """
     if architecture not in STAGE4_BLOCKS:
         raise ValueError(f"backbone must be one of {sorted(STAGE4_BLOCKS)}, got {architecture!r}")
     x = layers.ZeroPadding2D(3)(image)
-    x = layers.Conv2D(64, 7, strides=2, name="conv1")(x)
-    x = layers.Activation("relu")(batch_norm("bn_conv1")(x, training=False))
+    x = bank(layers.Conv2D, 64, 7, strides=2, name="conv1")(x)
+    x = layers.Activation("relu")(batch_norm(bank, "bn_conv1")(x, training=False))
     x = layers.MaxPooling2D(3, strides=2, padding="same")(x)
-    c2 = _stage(x, (64, 64, 256), 2, 3, strides=1)
-    c3 = _stage(c2, (128, 128, 512), 3, 4, strides=2)
-    c4 = _stage(c3, (256, 256, 1024), 4, 1 + STAGE4_BLOCKS[architecture], strides=2)
-    c5 = _stage(c4, (512, 512, 2048), 5, 3, strides=2)
+    c2 = _stage(bank, x, (64, 64, 256), 2, 3, strides=1)
+    c3 = _stage(bank, c2, (128, 128, 512), 3, 4, strides=2)
+    c4 = _stage(bank, c3, (256, 256, 1024), 4, 1 + STAGE4_BLOCKS[architecture], strides=2)
+    c5 = _stage(bank, c4, (512, 512, 2048), 5, 3, strides=2)
     return c2, c3, c4, c5

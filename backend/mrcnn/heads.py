@@ -22,16 +22,16 @@ def _unfold(x, batch, count):
     return ops.reshape(x, (batch, count, *x.shape[1:]))
 
 
-def classifier_head(crops, num_classes: int, fc_size: int):
+def classifier_head(bank, crops, num_classes: int, fc_size: int):
     batch, count, pool = crops.shape[0], crops.shape[1], crops.shape[2]
-    x = layers.Conv2D(fc_size, pool, padding="valid", name="mrcnn_class_conv1")(_fold(crops))
-    x = layers.Activation("relu")(batch_norm("mrcnn_class_bn1")(x, training=False))
-    x = layers.Conv2D(fc_size, 1, name="mrcnn_class_conv2")(x)
-    x = layers.Activation("relu")(batch_norm("mrcnn_class_bn2")(x, training=False))
+    x = bank(layers.Conv2D, fc_size, pool, padding="valid", name="mrcnn_class_conv1")(_fold(crops))
+    x = layers.Activation("relu")(batch_norm(bank, "mrcnn_class_bn1")(x, training=False))
+    x = bank(layers.Conv2D, fc_size, 1, name="mrcnn_class_conv2")(x)
+    x = layers.Activation("relu")(batch_norm(bank, "mrcnn_class_bn2")(x, training=False))
     shared = ops.reshape(x, (-1, fc_size))
-    logits = layers.Dense(num_classes, name="mrcnn_class_logits")(shared)
+    logits = bank(layers.Dense, num_classes, name="mrcnn_class_logits")(shared)
     probs = layers.Activation("softmax", name="mrcnn_class")(logits)
-    deltas = layers.Dense(num_classes * 4, name="mrcnn_bbox_fc")(shared)
+    deltas = bank(layers.Dense, num_classes * 4, name="mrcnn_bbox_fc")(shared)
     return (
         _unfold(logits, batch, count),
         _unfold(probs, batch, count),
@@ -39,12 +39,12 @@ def classifier_head(crops, num_classes: int, fc_size: int):
     )
 
 
-def mask_head(crops, num_classes: int):
+def mask_head(bank, crops, num_classes: int):
     batch, count = crops.shape[0], crops.shape[1]
     x = _fold(crops)
     for i in range(1, 5):
-        x = layers.Conv2D(256, 3, padding="same", name=f"mrcnn_mask_conv{i}")(x)
-        x = layers.Activation("relu")(batch_norm(f"mrcnn_mask_bn{i}")(x, training=False))
-    x = layers.Conv2DTranspose(256, 2, strides=2, activation="relu", name="mrcnn_mask_deconv")(x)
-    x = layers.Conv2D(num_classes, 1, activation="sigmoid", name="mrcnn_mask")(x)
+        x = bank(layers.Conv2D, 256, 3, padding="same", name=f"mrcnn_mask_conv{i}")(x)
+        x = layers.Activation("relu")(batch_norm(bank, f"mrcnn_mask_bn{i}")(x, training=False))
+    x = bank(layers.Conv2DTranspose, 256, 2, strides=2, activation="relu", name="mrcnn_mask_deconv")(x)
+    x = bank(layers.Conv2D, num_classes, 1, activation="sigmoid", name="mrcnn_mask")(x)
     return _unfold(x, batch, count)

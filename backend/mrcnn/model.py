@@ -16,6 +16,7 @@ from backend.mrcnn import weights_io
 from backend.mrcnn.anchors import pyramid_anchors
 from backend.mrcnn.config import Config
 from backend.mrcnn.imaging import mold_image, unmold_detections
+from backend.mrcnn.layer_bank import LayerBank
 
 # names accepted by run_graph(): matterport's tensor names, plus plain-word aliases
 GRAPH_OUTPUTS = (
@@ -33,23 +34,20 @@ ALIASES = {
 
 
 class _Network:
-    """The Keras layers of Mask R-CNN, wired once into a shape-agnostic core model; ``graph(shape)`` calls the
-    core on inputs of one molded shape, which makes every shape inside static and shares the weights."""
+    """The Keras layers of Mask R-CNN (created once, in a LayerBank) and a graph per molded image shape.
+
+    Each graph is wired from the same weighted layers with every shape static, as XLA needs.
+    """
 
     def __init__(self, config: Config):
         import keras
 
         self.config = config
+        self.bank = LayerBank()
         self.graphs: dict[tuple[int, int, int], keras.Model] = {}
-        c = config
-        inputs = [
-            keras.Input(
-                shape=(None, None, c.IMAGE_CHANNEL_COUNT), batch_size=c.BATCH_SIZE, name="input_image"
-            ),
-            keras.Input(shape=(c.IMAGE_META_SIZE,), batch_size=c.BATCH_SIZE, name="input_image_meta"),
-            keras.Input(shape=(None, 4), batch_size=c.BATCH_SIZE, name="input_anchors"),
-        ]
-        self.core = keras.Model(inputs, self._wire(*inputs), name="mask_rcnn")
+        # wiring one graph creates the layers, so the weights can be listed and loaded before any image comes
+        h, w, channels = config.IMAGE_SHAPE
+        self.graph((-(-h // 64) * 64, -(-w // 64) * 64, channels))
 
     def graph(self, image_shape):
         """The model for molded images of ``image_shape`` (H, W, C); H and W must be multiples of 64."""
@@ -70,7 +68,7 @@ class _Network:
                 keras.Input(shape=(c.IMAGE_META_SIZE,), batch_size=c.BATCH_SIZE, name="input_image_meta"),
                 keras.Input(shape=(num_anchors, 4), batch_size=c.BATCH_SIZE, name="input_anchors"),
             ]
-            self.graphs[image_shape] = keras.Model(inputs, self.core(inputs), name="mask_rcnn")
+            self.graphs[image_shape] = keras.Model(inputs, self._wire(*inputs), name="mask_rcnn")
         return self.graphs[image_shape]
 
     def _wire(self, image, image_meta, anchors):
@@ -86,11 +84,14 @@ class _Network:
         c = self.config
         out = {}
         # 1. feature extraction
-        out["C2"], out["C3"], out["C4"], out["C5"] = resnet_features(image, c.BACKBONE)
-        levels = pyramid(out["C2"], out["C3"], out["C4"], out["C5"], c.TOP_DOWN_PYRAMID_SIZE)
+        bank = self.bank
+        out["C2"], out["C3"], out["C4"], out["C5"] = resnet_features(bank, image, c.BACKBONE)
+        levels = pyramid(bank, out["C2"], out["C3"], out["C4"], out["C5"], c.TOP_DOWN_PYRAMID_SIZE)
         out.update(zip(("P2", "P3", "P4", "P5", "P6"), levels, strict=True))
         # 2. region proposals
-        head = rpn_head(len(c.RPN_ANCHOR_RATIOS), c.RPN_ANCHOR_STRIDE, c.TOP_DOWN_PYRAMID_SIZE)
+        head = bank(
+            rpn_head, len(c.RPN_ANCHOR_RATIOS), c.RPN_ANCHOR_STRIDE, c.TOP_DOWN_PYRAMID_SIZE, name="rpn_model"
+        )
         per_level = [head(p) for p in levels]
         for i, name in enumerate(("rpn_class_logits", "rpn_class", "rpn_bbox")):
             out[name] = layers.Concatenate(axis=1, name=name)([level[i] for level in per_level])
@@ -103,7 +104,7 @@ class _Network:
             out["rpn_rois"], image_meta, head_maps
         )
         out["mrcnn_class_logits"], out["mrcnn_class"], out["mrcnn_bbox"] = classifier_head(
-            crops, c.NUM_CLASSES, c.FPN_CLASSIF_FC_LAYERS_SIZE
+            bank, crops, c.NUM_CLASSES, c.FPN_CLASSIF_FC_LAYERS_SIZE
         )
         out["detections"] = DetectionLayer(
             c.NUM_CLASSES,
@@ -117,7 +118,7 @@ class _Network:
         mask_crops = PyramidRoIAlign(c.MASK_POOL_SIZE, name="roi_align_mask")(
             out["detections"][..., :4], image_meta, head_maps
         )
-        out["mrcnn_mask"] = mask_head(mask_crops, c.NUM_CLASSES)
+        out["mrcnn_mask"] = mask_head(bank, mask_crops, c.NUM_CLASSES)
         return out
 
     def weighted_layers(self):
@@ -125,7 +126,7 @@ class _Network:
         import keras
 
         found = {}
-        for layer in self.core.layers:
+        for layer in self.bank.layers.values():
             if isinstance(layer, keras.Model):
                 variables = {f"{sub.name}/{v.name}": v for sub in layer.layers for v in sub.weights}
             else:

@@ -21,7 +21,9 @@ from backend.mrcnn import kernels
 from backend.mrcnn.boxes import apply_box_deltas, clip_boxes
 
 
-def rpn_head(anchors_per_location: int, anchor_stride: int, depth: int) -> keras.Model:
+def rpn_head(
+    anchors_per_location: int, anchor_stride: int, depth: int, name: str = "rpn_model"
+) -> keras.Model:
     features = keras.Input(shape=(None, None, depth), name="input_rpn_feature_map")
     shared = layers.Conv2D(
         512, 3, padding="same", activation="relu", strides=anchor_stride, name="rpn_conv_shared"
@@ -31,7 +33,7 @@ def rpn_head(anchors_per_location: int, anchor_stride: int, depth: int) -> keras
     probs = layers.Activation("softmax", name="rpn_class_xxx")(logits)
     x = layers.Conv2D(4 * anchors_per_location, 1, name="rpn_bbox_pred")(shared)
     deltas = layers.Reshape((-1, 4))(x)
-    return keras.Model(features, [logits, probs, deltas], name="rpn_model")
+    return keras.Model(features, [logits, probs, deltas], name=name)
 
 
 class ProposalLayer(layers.Layer):
@@ -45,8 +47,7 @@ class ProposalLayer(layers.Layer):
         self.bbox_std_dev = np.asarray(bbox_std_dev, dtype=np.float32).reshape(1, 1, 4)
 
     def call(self, rpn_class, rpn_bbox, anchors):
-        num_anchors = anchors.shape[1]  # None only while the shape-agnostic core model is wired
-        k = self.pre_nms_limit if num_anchors is None else min(self.pre_nms_limit, num_anchors)
+        k = min(self.pre_nms_limit, anchors.shape[1])
         scores = rpn_class[:, :, 1]
         deltas = rpn_bbox * self.bbox_std_dev
         top_scores, order = ops.top_k(scores, k, sorted=True)
