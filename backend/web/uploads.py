@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import BinaryIO
 
 from sqlalchemy.orm import Session
 
 from backend.images import ImageLimits, ImageRejected, check_byte_size, load_image, open_checked
 from backend.storage.files import DataDir
-from backend.storage.models import QUEUED, WAITING, Job, new_id
+from backend.storage.models import QUEUED, WAITING, Job, new_id, utcnow
 
 MAX_FILES_PER_REQUEST = 100
 _UNSAFE_NAME = re.compile(r"[\x00-\x1f\x7f]")
@@ -102,6 +103,9 @@ def ingest(
             raise _reject(exc, name, index) from None
 
     jobs: list[Job] = []
+    # One request's jobs get strictly increasing creation times (a microsecond apart) so the fair queue order,
+    # which sorts a user's jobs by (created_at, id), keeps the upload order instead of the random ids' order.
+    received_at = utcnow()
     try:
         for index, (upload, name, size) in enumerate(zip(files, names, sizes, strict=True)):
             upload.stream.seek(0)
@@ -116,6 +120,7 @@ def ingest(
                 stage=WAITING,
                 progress=0.0,
                 filename=name,
+                created_at=received_at + timedelta(microseconds=index),
                 width=img.width,
                 height=img.height,
                 size_bytes=size,

@@ -56,6 +56,15 @@ def test_upload_stores_originals_thumbnails_and_rows_then_submits(app, settings,
     assert thumb.status_code == 200 and thumb.mimetype == "image/jpeg"
 
 
+def test_one_request_queues_its_images_in_upload_order(app, visitor, queue):
+    names = [f"photo-{i}.png" for i in range(8)]
+    jobs = visitor.upload(*[(png(20 + i, 20), name) for i, name in enumerate(names)])
+    assert [j["filename"] for j in jobs] == names
+    assert [j["queue_position"] for j in jobs] == list(range(1, len(names) + 1))
+    listed = visitor.get("/api/jobs").get_json()["jobs"]
+    assert [j["filename"] for j in listed] == names[::-1]  # gallery: newest first
+
+
 def test_file_names_are_display_only(app, settings, visitor):
     (job,) = visitor.upload((png(), "../../etc/passwd\x00.png"))
     assert job["filename"] == "passwd.png"
