@@ -19,6 +19,7 @@ import argparse
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
 os.environ["KERAS_BACKEND"] = "jax"  # before anything imports keras
@@ -67,6 +68,9 @@ def main(argv=None) -> int:
     parser.add_argument("cases", nargs="+")
     parser.add_argument("--parity-dir", type=Path, required=True, help="the parity 'public' folder")
     parser.add_argument("--weights", action="append", default=[], help="LAYOUT=PATH (small, coco)")
+    parser.add_argument(
+        "--time", type=int, default=0, help="also time N detect() calls per case (benchmarks)"
+    )
     args = parser.parse_args(argv)
 
     import keras
@@ -109,6 +113,14 @@ def main(argv=None) -> int:
         again, _ = counter.measure(model.detect, others)
         key = f"{config_name}/recompiles"
         out[key] = np.int32(max(again, int(out.get(key, 0))))
+        if args.time:
+            seconds = []
+            for _ in range(args.time):
+                start = time.perf_counter()
+                model.detect(images)
+                seconds.append((time.perf_counter() - start) / len(images))
+            out[f"{case}/detect_seconds_per_image"] = np.asarray(seconds)
+            print(f"{case}: detect() median {np.median(seconds):.4f} s per image", flush=True)
         print(
             f"{case}: done (compilations: graph {compiles}, detect {first}, other images {again})", flush=True
         )
