@@ -253,27 +253,37 @@ class MaskRCNN:
         return self.run_molded(np.stack(molded), np.stack(metas), names=names)
 
     def detect(self, images) -> list[dict[str, np.ndarray]]:
-        """One result dict per image (see the class docstring), in input order."""
+        """One result dict per image (see the class docstring), in input order.
+
+        Images are molded as they come and run BATCH_SIZE at a time (images that mold to different shapes,
+        possible in "pad64"/"none" modes, go in different batches), so memory stays bounded for long lists.
+        Raises ValueError naming the problem for an image that cannot be made RGB.
+        """
         if isinstance(images, np.ndarray) and images.ndim in (2, 3):
             raise TypeError("detect() takes a list of images; wrap a single image as [image]")
-        images = list(images)
-        molded, metas, moldings = self.mold(images)
-        results: list[dict | None] = [None] * len(images)
-        groups: dict[tuple, list[int]] = {}
-        for i, m in enumerate(molded):
-            groups.setdefault(m.shape, []).append(i)
-        for indices in groups.values():
-            out = self.run_molded(
-                np.stack([molded[i] for i in indices]), np.stack([metas[i] for i in indices]),
-                names=("detections", "mrcnn_mask"),
-            )  # fmt: skip
-            for j, i in enumerate(indices):
-                molding = moldings[i]
-                results[i] = unmold_detections(
-                    out["detections"][j], out["mrcnn_mask"][j],
-                    molding.original_shape, molding.molded_shape, molding.window,
-                )  # fmt: skip
+        results: list[dict | None] = []
+        pending: dict[tuple, list] = {}  # molded shape -> [(index, molded, meta, molding)]
+        for index, image in enumerate(images):
+            molded, meta, molding = mold_image(image, self.config)
+            results.append(None)
+            group = pending.setdefault(molded.shape, [])
+            group.append((index, molded, meta, molding))
+            if len(group) == self.config.BATCH_SIZE:
+                self._detect_batch(pending.pop(molded.shape), results)
+        for group in pending.values():
+            self._detect_batch(group, results)
         return results
+
+    def _detect_batch(self, group, results) -> None:
+        out = self.run_molded(
+            np.stack([item[1] for item in group]), np.stack([item[2] for item in group]),
+            names=("detections", "mrcnn_mask"),
+        )  # fmt: skip
+        for j, (index, _, _, molding) in enumerate(group):
+            results[index] = unmold_detections(
+                out["detections"][j], out["mrcnn_mask"][j],
+                molding.original_shape, molding.molded_shape, molding.window,
+            )  # fmt: skip
 
 
 def _padded(array, batch):
