@@ -190,7 +190,7 @@ class MaskRCNN:
 
     # ---- inference ----
     def mold(self, images):
-        """(molded [N, H, W, 3] float32, image_metas [N, M] float32, moldings) for a list of images."""
+        """Lists of molded images ([H, W, 3] float32), image metas ([M] float64) and Moldings, one per image."""
         molded, metas, moldings = [], [], []
         for image in images:
             m, meta, molding = mold_image(image, self.config)
@@ -215,6 +215,11 @@ class MaskRCNN:
             )
         molded_images = np.asarray(molded_images, dtype=np.float32)
         image_metas = np.asarray(image_metas, dtype=np.float32)
+        if molded_images.ndim != 4 or len(molded_images) == 0 or len(image_metas) != len(molded_images):
+            raise ValueError(
+                f"run_molded needs molded images [N>0, H, W, C] and as many metas; got {molded_images.shape} "
+                f"and {image_metas.shape}"
+            )
         count, shape = len(molded_images), molded_images.shape[1:]
         if anchors is None:
             anchors = pyramid_anchors(self.config, shape)
@@ -245,6 +250,8 @@ class MaskRCNN:
     def run_graph(self, images, names) -> dict[str, np.ndarray]:
         """Named intermediate tensors for raw images (molded as detect() does); arrays [len(images), ...]."""
         molded, metas, _ = self.mold(list(images))
+        if not molded:
+            raise ValueError("run_graph needs at least one image")
         by_shape = {}
         for i, m in enumerate(molded):
             by_shape.setdefault(m.shape, []).append(i)

@@ -22,6 +22,11 @@ def file_layout(parity_dir, name):
 def test_small_model_layout_equals_the_file_layout(parity_dir, small_b1_model):
     assert small_b1_model.weight_layout() == file_layout(parity_dir, "small")
     shapes = small_b1_model.weight_shapes()
+    layers = json.loads((parity_dir / "layout_small.json").read_text())["layers"]
+    in_file_order = {
+        la["name"]: [tuple(d["shape"]) for d in la["datasets"]] for la in layers if la["datasets"]
+    }
+    assert shapes == in_file_order
     assert shapes["rpn_model"][0] == (3, 3, 256, 512) and shapes["mrcnn_mask"] == [(1, 1, 256, 4), (4,)]
 
 
@@ -125,6 +130,13 @@ def test_detect_batches_any_number_of_images(parity_dir, small_model):
     assert len(three) == 3
     same_result(three[2], three[0], score_atol=1e-4)
     assert small_model.detect([]) == []
+
+
+def test_run_molded_rejects_empty_or_mismatched_input(small_b1_model):
+    with pytest.raises(ValueError, match="molded images"):
+        small_b1_model.run_molded(np.zeros((0, 256, 256, 3), np.float32), np.zeros((0, 16)))
+    with pytest.raises(ValueError, match="molded images"):
+        small_b1_model.run_molded(np.zeros((1, 256, 256, 3), np.float32), np.zeros((2, 16)))
 
 
 def test_detect_rejects_bad_input_clearly(small_b1_model):
