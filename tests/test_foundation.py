@@ -48,8 +48,18 @@ def environment_pins() -> dict[str, str]:
 
 def test_every_dependency_is_pinned_exactly():
     pins = pyproject_pins()
-    for needed in ("keras", "numpy", "pillow", "h5py", "flask", "flask-socketio", "celery", "redis",
-                   "sqlalchemy", "pytest"):
+    for needed in (
+        "keras",
+        "numpy",
+        "pillow",
+        "h5py",
+        "flask",
+        "flask-socketio",
+        "celery",
+        "redis",
+        "sqlalchemy",
+        "pytest",
+    ):
         assert needed in pins, f"{needed} missing from pyproject.toml"
 
 
@@ -74,8 +84,9 @@ def test_installed_versions_match_pins():
     assert not wrong, f"installed versions differ from pyproject pins (pinned, installed): {wrong}"
 
 
-@pytest.mark.parametrize("module", ["backend", "backend.cli", "backend.mrcnn", "backend.web", "backend.jobs",
-                                    "backend.storage"])
+@pytest.mark.parametrize(
+    "module", ["backend", "backend.cli", "backend.mrcnn", "backend.web", "backend.jobs", "backend.storage"]
+)
 def test_packages_import(module):
     __import__(module)
 
@@ -88,15 +99,18 @@ def test_cli_help_lists_the_commands():
 
 
 def test_cli_help_does_not_import_tensorflow():
-    code = ("import sys, backend.cli as c; c.build_parser(); "
-            "print(sorted(m for m in ('tensorflow', 'keras', 'jax') if m in sys.modules))")
+    code = (
+        "import sys, backend.cli as c; c.build_parser(); "
+        "print(sorted(m for m in ('tensorflow', 'keras', 'jax') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 
 
 def test_ruff_is_clean():
-    proc = subprocess.run([str(BIN / "ruff"), "check", "backend", "tests"], cwd=ROOT, capture_output=True,
-                          text=True)
+    proc = subprocess.run(
+        [str(BIN / "ruff"), "check", "backend", "tests"], cwd=ROOT, capture_output=True, text=True
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import require_service  # tests/conftest.py
+from testkit import require_service  # tests/conftest.py
 
 from .support import CHROMIUM_ARGS, chromium_path, serve_web_app
 

@@ -2,22 +2,8 @@
 
 from __future__ import annotations
 
-import json
-
-import numpy as np
 import pytest
-from PIL import Image
-
-
-def config_from(parity_dir, name):
-    from backend.mrcnn.config import Config
-
-    return Config.from_dict(json.loads((parity_dir / f"config_{name}.json").read_text())["values"])
-
-
-def load_input(parity_dir, name) -> np.ndarray:
-    with Image.open(parity_dir / "inputs" / f"{name}.png") as image:
-        return np.asarray(image.convert("RGB"))
+from mrcnn_parity import config_from
 
 
 @pytest.fixture(scope="session")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+from PIL import Image
 
 MIN_CONFIDENCE_MARGIN = 1e-4  # MANIFEST: "num_rois_score_within_1e-4_of_min_confidence"
 
@@ -120,3 +121,14 @@ def reference_result(ref, b):
         "scores": ref[f"result{b}_scores"],
         "masks": masks.reshape(tuple(int(s) for s in shape)),
     }
+
+
+def config_from(parity_dir, name):
+    from backend.mrcnn.config import Config
+
+    return Config.from_dict(json.loads((parity_dir / f"config_{name}.json").read_text())["values"])
+
+
+def load_input(parity_dir, name) -> np.ndarray:
+    with Image.open(parity_dir / "inputs" / f"{name}.png") as image:
+        return np.asarray(image.convert("RGB"))

@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import config_from, load_input
+from mrcnn_parity import config_from, load_input
 
 from backend.mrcnn.config import Config
 from backend.mrcnn.imaging import (

@@ -7,7 +7,7 @@ import json
 import h5py
 import numpy as np
 import pytest
-from conftest import load_input
+from mrcnn_parity import load_input
 
 pytest.importorskip("tensorflow")
 

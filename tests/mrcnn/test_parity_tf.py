@@ -13,11 +13,11 @@ import json
 
 import numpy as np
 import pytest
-from conftest import load_input
 from mrcnn_parity import (
     compare_results,
     diagnostics,
     iou_matrix,
+    load_input,
     match_boxes,
     match_detections,
     reference_result,

@@ -8,7 +8,7 @@ set (``idle_after`` releases holds and waits for the queue to drain after each t
 from __future__ import annotations
 
 import pytest
-from conftest import require_service
+from testkit import require_service
 
 from .stack import Stack, drop_postgres, postgres_url, write_model_config
 

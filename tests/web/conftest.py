@@ -3,33 +3,18 @@ recorder (the real queue is tested in tests/service), and helpers that act like 
 
 from __future__ import annotations
 
-import importlib.util
 import logging
-import sys
-from pathlib import Path
 
+import databases
 import pytest
+from testkit import require_service
 from webtools import QueueRecorder, Script, Visitor
 
 from backend.settings import Settings
 from backend.web import create_app
 
-
-def _load_databases():
-    name = "maskweb_test_databases"
-    if name not in sys.modules:
-        path = Path(__file__).resolve().parents[1] / "storage" / "databases.py"
-        spec = importlib.util.spec_from_file_location(name, path)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-_db = _load_databases()
-postgres_url = _db.postgres_url
-database_url = _db.database_url
-engine = _db.engine
+# the database fixtures (SQLite and PostgreSQL), shared with tests/storage
+postgres_url, database_url, engine = databases.postgres_url, databases.database_url, databases.engine
 
 
 @pytest.fixture
@@ -79,7 +64,7 @@ def private_redis(tmp_path_factory):
     try:
         server = PrivateRedis(tmp_path_factory.mktemp("redis")).start()
     except RuntimeError as exc:
-        _db._require_service(f"cannot start a private Redis server: {exc}")
+        require_service(f"cannot start a private Redis server: {exc}")
     yield server
     # Socket.IO servers of finished tests keep a listener on this Redis and would log its going away.
     logging.getLogger("socketio.server").disabled = True

@@ -5,7 +5,7 @@ the end), so parallel runs never collide; tables are emptied after each test. Th
 ``MASKWEB_TEST_POSTGRES_URL`` (default ``postgresql+psycopg://postgres@127.0.0.1:5432/test``); when it is not
 reachable the PostgreSQL half is skipped locally and fails in CI (``require_service``).
 
-Loaded by ``tests/storage/conftest.py`` and ``tests/web/conftest.py``.
+Imported by ``tests/storage/conftest.py`` and ``tests/web/conftest.py``.
 """
 
 from __future__ import annotations
@@ -16,28 +16,12 @@ import secrets
 import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
+from testkit import require_service
 
 from backend.storage.db import make_engine, migrate
 from backend.storage.models import Base
 
 DEFAULT_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-
-
-def _require_service(reason: str) -> None:
-    """tests/conftest.py's ``require_service`` (loaded by path: ``conftest`` names several modules)."""
-    import importlib.util
-    import sys
-    from pathlib import Path
-
-    name = "maskweb_tests_root_conftest"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(
-            name, Path(__file__).resolve().parents[1] / "conftest.py"
-        )
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        sys.modules[name] = module
-    sys.modules[name].require_service(reason)
 
 
 @pytest.fixture(scope="session")
@@ -50,7 +34,7 @@ def postgres_url():
         with admin.connect() as conn:
             conn.execute(text(f'CREATE DATABASE "{name}"'))
     except Exception as exc:  # noqa: BLE001 - any failure here means "no PostgreSQL"
-        _require_service(
+        require_service(
             f"PostgreSQL not reachable at {admin_url.render_as_string(hide_password=True)}: {exc}"
         )
     url = admin_url.set(database=name).render_as_string(hide_password=False)
