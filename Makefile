@@ -37,8 +37,13 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check backend tests
 	$(VENV)/bin/ruff format --check backend tests
 
+# With no weights file the model runs on generated weights (same layout, same speed); the output says which.
 bench: $(STAMP)
-	$(VENV)/bin/maskweb bench
+	@if [ -f "$$($(VENV)/bin/maskweb weights path 2>/dev/null | head -1)" ]; then \
+		$(VENV)/bin/maskweb bench --calibrate; \
+	else \
+		$(VENV)/bin/maskweb bench --calibrate --random-weights; \
+	fi
 
 clean:
 	rm -rf $(VENV) frontend/node_modules .pytest_cache .ruff_cache
