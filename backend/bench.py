@@ -30,6 +30,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from backend.atomic import atomic_write_text
+
 PROG = "maskweb bench"
 FAKE_WEIGHTS_SEED = 6
 ROOT = Path(__file__).resolve().parents[1]
@@ -286,10 +288,7 @@ def _print_table(report: dict) -> None:
 
 
 def _write_json(path: Path, report: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.partial")
-    tmp.write_text(json.dumps(report, indent=2) + "\n")
-    tmp.replace(path)
+    atomic_write_text(path, json.dumps(report, indent=2) + "\n")
 
 
 def _fail(line: str) -> int:

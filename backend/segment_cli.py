@@ -14,8 +14,9 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 from pathlib import Path
+
+from backend.atomic import atomic_write
 
 PROG = "maskweb segment"
 EXIT_OK, EXIT_SOME_FAILED, EXIT_CANNOT_RUN = 0, 1, 2
@@ -142,30 +143,9 @@ def _write_outputs(out: Path, stem: str, image_name: str, image, result) -> tupl
     document = {"image": image_name, **result.to_dict()}
     json_path = out / f"{stem}.json"
     overlay_path = out / f"{stem}.overlay.png"
-    _atomic_write(overlay_path, lambda f: render_overlay(image, result).save(f, format="PNG"))
-    _atomic_write(json_path, lambda f: f.write(json.dumps(document).encode("utf-8")))
+    atomic_write(overlay_path, lambda f: render_overlay(image, result).save(f, format="PNG"))
+    atomic_write(json_path, lambda f: f.write(json.dumps(document).encode("utf-8")))
     return json_path, overlay_path
-
-
-def _atomic_write(path: Path, write) -> None:
-    """Write through ``write(binary_file)`` into a temp file beside ``path``, then rename it into place."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; outputs are ordinary files
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def _unique_stem(stem: str, taken: set[str]) -> str:

@@ -22,10 +22,11 @@ import hashlib
 import os
 import re
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from backend.atomic import atomic_write_text
 
 WEIGHTS_URL = "https://github.com/matterport/Mask_RCNN/releases/download/v2.0/mask_rcnn_coco.h5"
 DEFAULT_WEIGHTS = Path("weights") / "mask_rcnn_coco.h5"
@@ -147,18 +148,7 @@ def sha256_of(path: Path) -> str:
 
 def write_record(path: Path, sha256: str) -> None:
     """Write ``<file>.sha256`` atomically, in ``sha256sum -c`` format."""
-    _atomic_write_text(record_path(path), f"{sha256}  {path.name}\n")
-
-
-def _atomic_write_text(target: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="ascii") as f:
-            f.write(text)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_text(record_path(path), f"{sha256}  {path.name}\n", encoding="ascii")
 
 
 # ---------------------------------------------------------------------------------------------- verification

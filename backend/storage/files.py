@@ -14,16 +14,15 @@ old file or the new one, never half of one.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import re
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from PIL import Image
+
+from backend.atomic import atomic_write, atomic_write_bytes
 
 THUMBNAIL_SIZE = 320
 # zlib level 1: a 12 MP photo encodes about twice as fast as at the default level for ~15% more bytes;
@@ -39,36 +38,9 @@ def check_job_id(job_id: str) -> str:
     return job_id
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temp file in the same directory and an atomic rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
-
 def atomic_save_image(path: Path, img: Image.Image, format: str, **params: Any) -> None:
     """Encode ``img`` as ``format`` (``PNG``/``JPEG``) and write it atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            img.save(f, format=format, **params)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    atomic_write(path, lambda f: img.save(f, format=format, **params))
 
 
 def make_thumbnail(img: Image.Image, size: int = THUMBNAIL_SIZE) -> Image.Image:
