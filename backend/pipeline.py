@@ -64,6 +64,15 @@ class Segmenter:
         """Images the model runs at once (config.BATCH_SIZE)."""
         return int(self.config.BATCH_SIZE)
 
+    def warm_up(self) -> None:
+        """Run the model once on a blank image, so the first real image does not pay for building the graph.
+
+        The model compiles one graph per molded image shape (about 10 s for the COCO model on a 2-core CPU);
+        in the default "square" resize mode every image molds to the same shape, so one run covers them all.
+        """
+        height, width = int(self.config.IMAGE_MIN_DIM), int(self.config.IMAGE_MAX_DIM)
+        self.model.detect([np.full((height, width, 3), 128, np.uint8)] * self.batch_size)
+
     def segment(self, image: np.ndarray, progress: Progress | None = None) -> SegmentationResult:
         """``image`` uint8 [H, W, 3] RGB -> its SegmentationResult (masks at H x W)."""
         return self.segment_batch([image], progress)[0]

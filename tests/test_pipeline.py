@@ -33,6 +33,7 @@ class FakeMaskRCNN:
     """Stands in for backend.mrcnn.model.MaskRCNN: one detection covering the top-left quarter per image."""
 
     batches: list[int] = []
+    shapes: list[tuple[int, ...]] = []
 
     def __init__(self, config):
         self.config = config
@@ -45,6 +46,7 @@ class FakeMaskRCNN:
     def detect(self, images):
         assert len(images) <= self.config.BATCH_SIZE
         FakeMaskRCNN.batches.append(len(images))
+        FakeMaskRCNN.shapes.extend(image.shape for image in images)
         out = []
         for image in images:
             h, w = image.shape[:2]
@@ -67,6 +69,7 @@ def fake_engine(monkeypatch):
     module.MaskRCNN = FakeMaskRCNN
     monkeypatch.setitem(sys.modules, "backend.mrcnn.model", module)
     FakeMaskRCNN.batches = []
+    FakeMaskRCNN.shapes = []
     return FakeMaskRCNN
 
 
@@ -84,6 +87,14 @@ def test_segment_batch_runs_config_batches_and_reports_progress(fake_engine, tmp
         ("model", 0.0), ("model", 0.4), ("model", 0.8), ("model", 1.0),
         ("masks", 0.0), ("masks", 0.2), ("masks", 0.4), ("masks", 0.6), ("masks", 0.8), ("masks", 1.0),
     ]  # fmt: skip
+
+
+def test_warm_up_runs_one_model_batch_of_the_configs_shape(fake_engine, tmp_path, parity_dir):
+    config, names = load_model_config(small_config_file(tmp_path, parity_dir, batch=2))
+    segmenter = Segmenter(config, names, tmp_path / "weights.h5")
+    segmenter.warm_up()
+    assert fake_engine.batches == [2]
+    assert fake_engine.shapes == [(config.IMAGE_MIN_DIM, config.IMAGE_MAX_DIM, 3)] * 2
 
 
 def test_segment_rejects_what_is_not_an_rgb_image(fake_engine, tmp_path, parity_dir):

@@ -3,7 +3,7 @@
 ``register(app)`` adds the task ``maskweb.segment_jobs(job_ids)`` to ``app`` and hooks the worker signals:
 
 - ``worker_process_init`` (each pool process, or the solo worker, before it takes any message): load the
-  ``Segmenter`` once — never per task — and start the ``Heartbeat`` thread (worker key, job leases, reaper);
+  ``Segmenter`` once — never per task —, warm it up (the first job must not pay for graph building), and start the ``Heartbeat`` thread (worker key, job leases, reaper);
 - ``worker_process_shutdown``: stop the heartbeat and remove the worker key.
 
 The task itself is a thin call into ``backend.jobs.work``.
@@ -37,6 +37,7 @@ def start_process(settings, hostname: str) -> None:
         "worker process %d: loading the model (%s, %s)", os.getpid(), settings.model_config, settings.weights
     )
     WorkerState.segmenter = Segmenter.from_settings(settings)
+    WorkerState.segmenter.warm_up()  # before the heartbeat: a worker counts as live once it is fast
     WorkerState.heartbeat = Heartbeat(settings, hostname)
     WorkerState.heartbeat.beat()
     WorkerState.heartbeat.start()
