@@ -103,9 +103,6 @@ def ingest(
             raise _reject(exc, name, index) from None
 
     jobs: list[Job] = []
-    # One request's jobs get strictly increasing creation times (a microsecond apart) so the fair queue order,
-    # which sorts a user's jobs by (created_at, id), keeps the upload order instead of the random ids' order.
-    received_at = utcnow()
     try:
         for index, (upload, name, size) in enumerate(zip(files, names, sizes, strict=True)):
             upload.stream.seek(0)
@@ -120,7 +117,6 @@ def ingest(
                 stage=WAITING,
                 progress=0.0,
                 filename=name,
-                created_at=received_at + timedelta(microseconds=index),
                 width=img.width,
                 height=img.height,
                 size_bytes=size,
@@ -130,6 +126,12 @@ def ingest(
             jobs.append(job)  # before writing, so a half-written directory is cleaned up too
             data.save_original(job.id, img)
             del img
+        # Creation times are stamped just before the commit, a microsecond apart: the fair queue order sorts a
+        # user's jobs by (created_at, id), so this keeps the upload order (not the random ids'), and a request
+        # that took long to decode does not jump ahead of one committed while it was decoding.
+        committed_at = utcnow()
+        for index, job in enumerate(jobs):
+            job.created_at = committed_at + timedelta(microseconds=index)
         session.add_all(jobs)
         session.commit()
     except BaseException:
