@@ -3,6 +3,8 @@
  * Pixels are 32-bit RGBA words as written by colors.packRgba, row-major, width * height.
  */
 
+import { forEachMaskPixel } from "./rle.js";
+
 /**
  * Colour every pixel by the instance on top there.
  * @param {Int32Array} idMap instance-id map (-1 = none)
@@ -74,23 +76,8 @@ export function paintOutlines(idMap, width, height, palette, out, radius = 0) {
  */
 export function instancePatch(runs, bounds, rgba) {
   const patch = new Uint32Array(bounds.width * bounds.height);
-  const { height, counts } = runs;
-  let start = 0;
-  for (let r = 0; r < counts.length; r++) {
-    const length = counts[r];
-    if (r % 2 === 1 && length > 0) {
-      let x = Math.floor(start / height);
-      let y = start - x * height;
-      for (let k = 0; k < length; k++) {
-        patch[(y - bounds.y) * bounds.width + (x - bounds.x)] = rgba;
-        y += 1;
-        if (y === height) {
-          y = 0;
-          x += 1;
-        }
-      }
-    }
-    start += length;
-  }
+  forEachMaskPixel(runs, (_index, x, y) => {
+    patch[(y - bounds.y) * bounds.width + (x - bounds.x)] = rgba;
+  });
   return patch;
 }
