@@ -3,28 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
+
+from testkit import run_maskweb as maskweb
 
 from backend.bench import _parity_layout_for
 from backend.model_config import load_model_config
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def maskweb(*args, timeout=600):
-    env = {k: v for k, v in os.environ.items() if k not in ("MASKWEB_WEIGHTS", "MASKWEB_MODEL_CONFIG")}
-    return subprocess.run(
-        [sys.executable, "-m", "backend.cli", *map(str, args)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=env,
-    )
 
 
 def small_config(tmp_path: Path, parity_dir: Path, num_classes: int = 4) -> Path:

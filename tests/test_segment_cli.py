@@ -4,33 +4,17 @@ for bad ones, and a clear stop when weights or the model config are missing."""
 from __future__ import annotations
 
 import json
-import os
 import struct
-import subprocess
-import sys
 import zlib
 from pathlib import Path
 
 import pytest
 from PIL import Image
+from testkit import run_maskweb as maskweb
 
 from backend.result import SegmentationResult
 
-ROOT = Path(__file__).resolve().parents[1]
 SMALL_CLASS_NAMES = ["BG", "alpha", "beta", "gamma"]
-
-
-def maskweb(*args, timeout=600):
-    # Weights and model config come from the arguments only, never from the caller's environment.
-    env = {k: v for k, v in os.environ.items() if k not in ("MASKWEB_WEIGHTS", "MASKWEB_MODEL_CONFIG")}
-    return subprocess.run(
-        [sys.executable, "-m", "backend.cli", *map(str, args)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=env,
-    )
 
 
 @pytest.fixture(scope="module")

@@ -67,3 +67,19 @@ def sha256_of(path: Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def run_maskweb(*args, timeout: float = 600) -> subprocess.CompletedProcess:
+    """Run ``maskweb ARGS...`` in a subprocess from the repository root; output captured as text.
+
+    Weights and model config come from the arguments only, never from the caller's environment.
+    """
+    env = {k: v for k, v in os.environ.items() if k not in ("MASKWEB_WEIGHTS", "MASKWEB_MODEL_CONFIG")}
+    return subprocess.run(
+        [sys.executable, "-m", "backend.cli", *map(str, args)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+    )
