@@ -240,7 +240,7 @@ def run_job(settings: Settings, segmenter, heartbeat, job_id: str, task_id: str)
 
     from .metrics import record_job
 
-    if not heartbeat.hold(job_id):
+    if not heartbeat.hold(job_id, task_id):
         log.info("job %s is held by another live worker; dropping duplicate message %s", job_id, task_id)
         return None
     try:
