@@ -1,37 +1,79 @@
-"""Atomic file writes: a reader sees the old file or the whole new one, never a half-written one.
+"""Durable, atomic file writes: a reader sees the old file or the whole new one, never a half-written one, and
+a write that returned survives a power cut.
 
 Used by everything that writes results, records or reports (the data directory, ``maskweb segment``, the weights
-record, ``maskweb bench --json``). Writes go to a temp file in the target's directory (same filesystem), are
-flushed to disk, then renamed over the target; on any failure the temp file is removed and the error re-raised.
+record, ``maskweb bench --json``). A write goes to a temporary file in the target's directory (same
+filesystem), which is fsynced, renamed over the target, and then the directory is fsynced so the rename itself
+is on disk. On any failure the temporary file is removed and the error re-raised.
+
+Permissions are fixed, never derived from the process umask (reading the umask means setting it, for every
+thread at once): files ``FILE_MODE`` (0644), folders ``DIR_MODE`` (0755). A umask can only take bits away, so
+no file or folder made here is ever world-writable, whatever the umask.
 """
 
 from __future__ import annotations
 
 import os
-import tempfile
+import secrets
 from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
+FILE_MODE = 0o644
+DIR_MODE = 0o755
+
+
+def fsync_dir(path: Path) -> None:
+    """Flush the directory ``path`` itself (its entries: a rename or a new file in it) to disk."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def make_dirs(path: Path) -> Path:
+    """Create ``path`` and its missing parents with ``DIR_MODE`` (``Path.mkdir(parents=True)`` gives parents
+    0777 less the umask); each new folder's entry is fsynced into its parent. Returns ``path``."""
+    path = Path(path)
+    missing = []
+    probe = path
+    while not probe.is_dir():
+        missing.append(probe)
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    for folder in reversed(missing):
+        try:
+            folder.mkdir(mode=DIR_MODE)
+        except FileExistsError:
+            if not folder.is_dir():
+                raise
+            continue
+        fsync_dir(folder.parent)
+    return path
+
 
 def atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
-    """Create or replace ``path`` with what ``write(binary_file)`` writes; creates parent directories.
+    """Create or replace ``path`` with what ``write(binary_file)`` writes; creates parent folders.
 
-    The file gets ordinary permissions (0666 less the umask), not mkstemp's 0600.
+    Raises what the write raises (``OSError`` ENOSPC for a full disk, EACCES for an unwritable folder); the
+    target then keeps its old content, and no temporary file is left.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
+    make_dirs(path.parent)
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.partial")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
+    fsync_dir(path.parent)
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -42,9 +84,3 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 def atomic_write_text(path: Path, text: str, encoding: str = "utf-8") -> None:
     """Create or replace ``path`` with ``text``."""
     atomic_write_bytes(path, text.encode(encoding))
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import stat
+from pathlib import Path
 
 import pytest
 
@@ -39,3 +40,46 @@ def test_files_get_ordinary_permissions(tmp_path):
     finally:
         os.umask(old)
     assert stat.S_IMODE((tmp_path / "x.txt").stat().st_mode) == 0o644
+
+
+def test_the_rename_is_made_durable_by_fsyncing_the_directory(tmp_path, monkeypatch):
+    """Order of operations: the temp file's data is fsynced, renamed into place, then the folder fsynced."""
+    calls: list[tuple[str, object]] = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd):
+        calls.append(("fsync", "dir" if stat.S_ISDIR(os.fstat(fd).st_mode) else "file"))
+        real_fsync(fd)
+
+    def replace(src, dst):
+        calls.append(("replace", Path(dst).name))
+        real_replace(src, dst)
+
+    (tmp_path / "job").mkdir()
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    atomic_write_bytes(tmp_path / "job" / "result.json", b"{}")
+    assert calls == [("fsync", "file"), ("replace", "result.json"), ("fsync", "dir")]
+
+
+def test_writing_never_touches_the_process_umask(tmp_path, monkeypatch):
+    """Setting the umask, even for a moment, changes it for every thread of the process."""
+
+    def no_umask(_mask):
+        raise AssertionError("os.umask called")
+
+    monkeypatch.setattr(os, "umask", no_umask)
+    atomic_write_text(tmp_path / "a" / "x.txt", "x")
+    assert (tmp_path / "a" / "x.txt").read_text() == "x"
+
+
+def test_nothing_is_world_writable_even_under_a_zero_umask(tmp_path):
+    old = os.umask(0)
+    try:
+        atomic_write_text(tmp_path / "jobs" / ("0" * 32) / "result.json", "{}")
+        atomic_write_text(tmp_path / "jobs" / ("0" * 32) / "overlay.png", "x")
+    finally:
+        os.umask(old)
+    for path in [*tmp_path.rglob("*")]:
+        assert not stat.S_IMODE(path.stat().st_mode) & stat.S_IWOTH, path
+    assert stat.S_IMODE((tmp_path / "jobs").stat().st_mode) == 0o755

@@ -17,6 +17,7 @@ from flask import Flask, g
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
+from backend.atomic import make_dirs
 from backend.settings import Settings
 from backend.storage.db import make_engine, migrate, session_factory
 from backend.storage.files import DataDir
@@ -109,7 +110,7 @@ def create_app(
     from .limits import init_limiter
 
     settings = settings or Settings.from_env()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    make_dirs(settings.data_dir)
     if run_migrations:
         migrate(settings.database_url)
 
