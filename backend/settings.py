@@ -18,6 +18,15 @@
 | ``MASKWEB_JOB_TIME_LIMIT`` | ``job_time_limit`` | ``600`` seconds |
 | ``MASKWEB_FRONTEND_DIR`` | ``frontend_dir`` | the repository's ``frontend/`` |
 | ``MASKWEB_UPLOAD_RATE_LIMIT`` | ``upload_rate_limit`` | ``60 per minute`` (Flask-Limiter syntax; per user) |
+| ``MASKWEB_ADDRESS_UPLOAD_RATE_LIMIT`` | ``address_upload_rate_limit`` | ``300 per minute`` (per client address) |
+| ``MASKWEB_IDENTITY_RATE_LIMIT`` | ``identity_rate_limit`` | ``20 per minute; 200 per day`` (new users per address) |
+| ``MASKWEB_TRUSTED_PROXIES`` | ``trusted_proxies`` | ``0``: proxies in front whose ``X-Forwarded-For`` is believed |
+| ``MASKWEB_MAX_QUEUED_PER_USER`` | ``max_queued_per_user`` | ``200`` unfinished jobs per user |
+| ``MASKWEB_MAX_STORED_MB_PER_USER`` | ``max_stored_mb_per_user`` | ``2048`` MB of uploaded images kept per user |
+| ``MASKWEB_MIN_FREE_DISK_MB`` | ``min_free_disk_mb`` | ``1024``: uploads stop before the data disk falls below it |
+| ``MASKWEB_DECODE_MEMORY_MB`` | ``decode_memory_mb`` | ``1024``: memory all concurrent image decodes may use |
+| ``MASKWEB_MAX_CONCURRENT_DECODES`` | ``max_concurrent_decodes`` | ``2`` image decodes at once in a web process |
+| ``MASKWEB_DECODE_WAIT_S`` | ``decode_wait_s`` | ``10``: how long an upload waits for decode room before a 503 |
 | ``MASKWEB_COOKIE_SECURE`` | ``cookie_secure`` | off; set ``1`` behind HTTPS so the identity cookie is ``Secure`` |
 
 This module imports nothing of the rest of maskweb.
@@ -73,6 +82,15 @@ class Settings:
     job_time_limit: int = 600
     frontend_dir: Path = field(default_factory=lambda: REPO_ROOT / "frontend")
     upload_rate_limit: str = "60 per minute"
+    address_upload_rate_limit: str = "300 per minute"
+    identity_rate_limit: str = "20 per minute; 200 per day"
+    trusted_proxies: int = 0
+    max_queued_per_user: int = 200
+    max_stored_mb_per_user: float = 2048
+    min_free_disk_mb: float = 1024
+    decode_memory_mb: float = 1024
+    max_concurrent_decodes: int = 2
+    decode_wait_s: float = 10
     cookie_secure: bool = False
 
     def __post_init__(self) -> None:
@@ -109,6 +127,15 @@ class Settings:
             if env.get("MASKWEB_FRONTEND_DIR")
             else defaults["frontend_dir"].default_factory(),
             upload_rate_limit=env.get("MASKWEB_UPLOAD_RATE_LIMIT") or "60 per minute",
+            address_upload_rate_limit=env.get("MASKWEB_ADDRESS_UPLOAD_RATE_LIMIT") or "300 per minute",
+            identity_rate_limit=env.get("MASKWEB_IDENTITY_RATE_LIMIT") or "20 per minute; 200 per day",
+            trusted_proxies=_env_int(env, "MASKWEB_TRUSTED_PROXIES", 0),
+            max_queued_per_user=_env_int(env, "MASKWEB_MAX_QUEUED_PER_USER", 200),
+            max_stored_mb_per_user=_env_float(env, "MASKWEB_MAX_STORED_MB_PER_USER", 2048),
+            min_free_disk_mb=_env_float(env, "MASKWEB_MIN_FREE_DISK_MB", 1024),
+            decode_memory_mb=_env_float(env, "MASKWEB_DECODE_MEMORY_MB", 1024),
+            max_concurrent_decodes=_env_int(env, "MASKWEB_MAX_CONCURRENT_DECODES", 2),
+            decode_wait_s=_env_float(env, "MASKWEB_DECODE_WAIT_S", 10),
             cookie_secure=(env.get("MASKWEB_COOKIE_SECURE") or "").strip().lower()
             in ("1", "true", "yes", "on"),
         )
@@ -122,6 +149,18 @@ class Settings:
     @property
     def max_request_bytes(self) -> int:
         return int(self.max_request_mb * MB)
+
+    @property
+    def max_stored_bytes_per_user(self) -> int:
+        return int(self.max_stored_mb_per_user * MB)
+
+    @property
+    def min_free_disk_bytes(self) -> int:
+        return int(self.min_free_disk_mb * MB)
+
+    @property
+    def decode_memory_bytes(self) -> int:
+        return int(self.decode_memory_mb * MB)
 
     @property
     def weights_missing(self) -> str | None:

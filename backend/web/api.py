@@ -20,6 +20,7 @@ from .app import get_db, services
 from .errors import ApiError, not_found
 from .identity import check_csrf, csrf_token, new_api_token, require_user, resolve_caller, secret
 from .openapi import openapi_document
+from .quotas import Quotas
 from .sockets import drop_share_subscribers
 from .uploads import UploadedFile, UploadRejected, ingest
 
@@ -71,6 +72,8 @@ def status_json() -> dict:
             "max_request_bytes": settings.max_request_bytes,
             "max_pixels": settings.max_pixels,
             "formats": ACCEPTED_FORMATS_TEXT,
+            "max_queued_jobs_per_user": settings.max_queued_per_user,
+            "max_stored_bytes_per_user": settings.max_stored_bytes_per_user,
         },
     }
 
@@ -112,12 +115,11 @@ def create_jobs():
     limits = ImageLimits(max_bytes=svc.settings.max_file_bytes, max_pixels=svc.settings.max_pixels)
     files = [UploadedFile(f.filename, f.stream) for f in request.files.getlist("image")]
     try:
-        jobs = ingest(db, svc.data, user_id, files, limits)
+        jobs = ingest(db, svc.data, user_id, files, limits, Quotas.from_settings(svc.settings))
     except UploadRejected as exc:
         if svc.metrics:
             svc.metrics.upload_rejected(exc.code)
-        extra = {"filename": exc.filename, "index": exc.index} if exc.filename is not None else {}
-        raise ApiError(exc.status, exc.code, exc.message, **extra) from None
+        raise ApiError(exc.status, exc.code, exc.message, **exc.error_fields()) from None
     if svc.metrics:
         svc.metrics.uploaded(len(jobs))
     svc.enqueue([job.id for job in jobs])

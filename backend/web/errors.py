@@ -27,6 +27,7 @@ DEFAULT_CODES = {
     429: "rate_limited",
     500: "internal_error",
     503: "unavailable",
+    507: "insufficient_storage",
 }
 
 
@@ -44,6 +45,8 @@ class ApiError(Exception):
         body = {"status": self.status, "code": self.code, "message": self.message, **self.extra}
         response = jsonify({"error": body})
         response.status_code = self.status
+        if "retry_after_s" in self.extra:  # 429 and 503: when to try again, for clients that read headers
+            response.headers["Retry-After"] = str(self.extra["retry_after_s"])
         return response
 
 

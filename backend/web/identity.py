@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 from backend.storage.models import ApiToken, User, new_id, utcnow
 
 from .errors import ApiError
+from .limits import charge_new_identity
 
 COOKIE_NAME = "maskweb_id"
 COOKIE_MAX_AGE = timedelta(days=365)
@@ -125,7 +126,8 @@ def resolve_caller(session: Session) -> Caller:
 
 def require_user(session: Session, create: bool = True) -> str:
     """The caller's user id, creating an anonymous identity (and its cookie) when ``create`` and there is
-    none. Without ``create``, an unidentified caller is a 401."""
+    none (counted against the caller's address: ``limits.charge_new_identity``, 429 over the limit). Without
+    ``create``, an unidentified caller is a 401."""
     caller = resolve_caller(session)
     if caller.user_id is None:
         if not create:
@@ -135,6 +137,7 @@ def require_user(session: Session, create: bool = True) -> str:
                 "No identity: open GET /api/session first (browsers) or send 'Authorization: Bearer <token>' "
                 "(scripts; POST /api/tokens creates one).",
             )
+        charge_new_identity()
         caller = g.caller = Caller(new_id(), "new")
     ensure_user(session, caller.user_id)
     return caller.user_id

@@ -52,8 +52,25 @@ file is refused, no job is created and nothing is stored: the error names the fi
 `request_too_large` (413, whole request), `too_many_pixels` (413), `unsupported_format` (415),
 `not_an_image` (415), `truncated` (400), `empty` (400), `no_images` (400), `too_many_files` (400).
 Accepted images are normalised to 8-bit RGB (EXIF orientation applied; 16-bit, CMYK, palette, greyscale
-converted; transparency composited on white) and queued. Rate limited per caller (429 `rate_limited`).
+converted; transparency composited on white) and queued.
+
+**Limits and quotas.** Every refusal below names its `limit`; those that pass with time say when to retry
+(`Retry-After` header, `retry_after_s`, `retry_at`):
+- 429 `rate_limited`, `limit` `uploads_per_identity` or `uploads_per_address` (Flask-Limiter, shared by
+  every web process through Redis);
+- 429 `quota_exceeded`, `limit` `queued_jobs_per_user`: too many unfinished jobs (`used`, `allowed`);
+- 403 `quota_exceeded`, `limit` `stored_bytes_per_user`: the user's kept uploads would exceed the quota
+  (`used`, `allowed` in bytes); deleting jobs makes room;
+- 507 `insufficient_storage`, `limit` `free_disk`: the server's data disk is near its margin;
+- 503 `decoder_busy`: the server's image decoders stayed busy; retry after `retry_after_s`;
+- 413 `too_much_memory`: decoding the image would need more memory than the server allows for decoding.
 """
+
+RATE_LIMITED = _error(
+    "Too many requests (`rate_limited`): `limit` names which (`new_identities_per_address`, "
+    "`uploads_per_identity`, `uploads_per_address`, `tokens_per_identity`), `limit_text` its value, "
+    "`retry_after_s` (also the `Retry-After` header) and `retry_at` when to try again."
+)
 
 SHARE_DESCRIPTION = """\
 Create a share link for the job (any state: the shared page follows a queued or running job live until it
@@ -80,6 +97,18 @@ SCHEMAS: dict = {
                     "index": {"type": "integer"},
                     "state": {"type": "string"},
                     "limit_bytes": {"type": "integer"},
+                    "limit": {
+                        "type": "string",
+                        "description": "which rate limit or quota was hit (429, 403 quota_exceeded, 507)",
+                    },
+                    "limit_text": {"type": "string", "description": "a rate limit, e.g. `20 per 1 minute`"},
+                    "retry_after_s": {
+                        "type": "integer",
+                        "description": "seconds to wait before retrying; also the Retry-After header",
+                    },
+                    "retry_at": {"type": "string", "format": "date-time"},
+                    "used": {"type": "integer", "description": "a quota's current use"},
+                    "allowed": {"type": "integer", "description": "a quota's value"},
                 },
                 "additionalProperties": True,
             }
@@ -175,6 +204,8 @@ SCHEMAS: dict = {
                     "max_request_bytes": {"type": "integer"},
                     "max_pixels": {"type": "integer"},
                     "formats": {"type": "string"},
+                    "max_queued_jobs_per_user": {"type": "integer", "description": "unfinished jobs"},
+                    "max_stored_bytes_per_user": {"type": "integer", "description": "uploads kept"},
                 },
             },
         },
@@ -207,6 +238,7 @@ def _paths() -> dict:
                         "The identity; send csrf_token as X-CSRF-Token with cookie-authenticated POST/DELETE",
                     ),
                     "401": AUTH,
+                    "429": RATE_LIMITED,
                 },
             }
         },
@@ -231,6 +263,7 @@ def _paths() -> dict:
                     ),
                     "401": AUTH,
                     "403": CSRF,
+                    "429": RATE_LIMITED,
                 },
             }
         },
@@ -268,10 +301,17 @@ def _paths() -> dict:
                     ),
                     "400": _error("no_images, too_many_files, truncated, empty"),
                     "401": AUTH,
-                    "403": CSRF,
-                    "413": _error("too_large (per file), request_too_large, too_many_pixels"),
+                    "403": _error("csrf_failed, or quota_exceeded (`limit` stored_bytes_per_user)"),
+                    "413": _error(
+                        "too_large (per file), request_too_large, too_many_pixels, too_much_memory"
+                    ),
                     "415": _error("unsupported_format, not_an_image"),
-                    "429": _error("rate_limited"),
+                    "429": _error(
+                        "rate_limited (`limit` uploads_per_identity, uploads_per_address), or quota_exceeded "
+                        "(`limit` queued_jobs_per_user, with `used` and `allowed`); both with `retry_after_s`"
+                    ),
+                    "503": _error("decoder_busy: the image decoders stayed busy; retry after retry_after_s"),
+                    "507": _error("insufficient_storage (`limit` free_disk)"),
                 },
             },
             "get": {

@@ -1,7 +1,8 @@
 """Turning one upload request into jobs, all or nothing.
 
 1. Every file is checked from its header first (size, format by content, pixel count), so a bad file late
-   in the request is refused before any image is decoded.
+   in the request is refused before any image is decoded; then the user's quotas and the disk margin
+   (``quotas.check_quotas``).
 2. Each file is then decoded and normalised (``backend.images.load_image``) and its original PNG and thumbnail
    written under a fresh job id, one at a time (memory holds one decoded image).
 3. The job rows are committed together.
@@ -24,6 +25,8 @@ from backend.images import ImageLimits, ImageRejected, check_byte_size, load_ima
 from backend.storage.files import DataDir
 from backend.storage.models import QUEUED, WAITING, Job, new_id, utcnow
 
+from .quotas import QuotaExceeded, Quotas, check_quotas
+
 MAX_FILES_PER_REQUEST = 100
 _UNSAFE_NAME = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -38,14 +41,26 @@ class UploadedFile:
 
 class UploadRejected(Exception):
     """The request as a whole is refused. ``status``/``code``/``message`` as in the API's errors;
-    ``filename`` and ``index`` (0-based) name the offending file when there is one."""
+    ``filename`` and ``index`` (0-based) name the offending file when there is one; ``extra`` holds more
+    fields for the error JSON (a quota's ``limit``, ``used``, ``allowed``)."""
 
     def __init__(
-        self, status: int, code: str, message: str, filename: str | None = None, index: int | None = None
+        self,
+        status: int,
+        code: str,
+        message: str,
+        filename: str | None = None,
+        index: int | None = None,
+        **extra,
     ):
         super().__init__(message)
         self.status, self.code, self.message = status, code, message
-        self.filename, self.index = filename, index
+        self.filename, self.index, self.extra = filename, index, extra
+
+    def error_fields(self) -> dict:
+        """The fields the API adds to its error object."""
+        named = {"filename": self.filename, "index": self.index} if self.filename is not None else {}
+        return {**named, **self.extra}
 
 
 def display_name(raw: str | None, index: int) -> str:
@@ -69,7 +84,12 @@ def _reject(exc: ImageRejected, name: str, index: int) -> UploadRejected:
 
 
 def ingest(
-    session: Session, data: DataDir, user_id: str, files: list[UploadedFile], limits: ImageLimits
+    session: Session,
+    data: DataDir,
+    user_id: str,
+    files: list[UploadedFile],
+    limits: ImageLimits,
+    quotas: Quotas | None = None,
 ) -> list[Job]:
     """Validate, store and commit jobs for ``files``; returns the committed jobs in upload order.
 
@@ -101,6 +121,11 @@ def ingest(
             open_checked(upload.stream.read(), limits)
         except ImageRejected as exc:
             raise _reject(exc, name, index) from None
+    if quotas is not None:
+        try:
+            check_quotas(session, data.root, user_id, quotas, len(files), sum(sizes))
+        except QuotaExceeded as exc:
+            raise UploadRejected(exc.status, exc.code, exc.message, **exc.extra) from None
 
     jobs: list[Job] = []
     try:

@@ -26,6 +26,9 @@ def settings(tmp_path, database_url) -> Settings:
         secret_key="test-secret-key",
         frontend_dir=tmp_path / "frontend",
         upload_rate_limit="1000 per minute",
+        address_upload_rate_limit="1000 per minute",
+        identity_rate_limit="1000 per minute",
+        min_free_disk_mb=0,
     )
 
 

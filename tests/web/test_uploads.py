@@ -251,5 +251,6 @@ def test_uploads_are_rate_limited_per_caller(settings, queue):
     first.upload(png())
     body = first.upload(png(), expect=429)
     assert body["error"]["code"] == "rate_limited" and "2 per 1 minute" in body["error"]["message"]
+    assert body["error"]["limit"] == "uploads_per_identity"
     second.upload(png())  # another caller has its own allowance
     assert first.post("/api/tokens").status_code == 201  # token creation is counted on its own

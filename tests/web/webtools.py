@@ -35,8 +35,9 @@ def png(width=32, height=24, color=(200, 40, 60), fmt="PNG", mode="RGB", **param
 class Visitor:
     """A browser: identity cookie from GET /api/session, CSRF header on state-changing requests."""
 
-    def __init__(self, app):
+    def __init__(self, app, address: str = "127.0.0.1"):
         self.client = app.test_client()
+        self.client.environ_base["REMOTE_ADDR"] = address
         session = self.client.get("/api/session").get_json()
         self.user_id = session["user_id"]
         self.csrf = session["csrf_token"]
