@@ -31,7 +31,13 @@ def web_app(tmp_path_factory):
     from backend.settings import Settings
 
     data_dir = tmp_path_factory.mktemp("e2e-data")
-    settings = Settings(data_dir=data_dir, secret_key="e2e-secret", weights=data_dir / "weights.h5")
+    settings = Settings(
+        data_dir=data_dir,
+        secret_key="e2e-secret",
+        weights=data_dir / "weights.h5",
+        identity_rate_limit="10000 per minute",  # every browser context is a new visitor from 127.0.0.1
+        address_upload_rate_limit="10000 per minute",
+    )
     with serve_web_app(settings) as running:
         yield running
 

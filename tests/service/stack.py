@@ -273,6 +273,8 @@ class Stack:
             MASKWEB_MAX_INFLIGHT_PER_USER=str(s.max_inflight_per_user),
             MASKWEB_JOB_TIME_LIMIT=str(s.job_time_limit),
             MASKWEB_UPLOAD_RATE_LIMIT="1000 per minute",
+            MASKWEB_ADDRESS_UPLOAD_RATE_LIMIT="10000 per minute",  # every test user comes from 127.0.0.1
+            MASKWEB_IDENTITY_RATE_LIMIT="10000 per minute",
             PYTHONUNBUFFERED="1",
             CUDA_VISIBLE_DEVICES="",
             TF_CPP_MIN_LOG_LEVEL="2",
