@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
 from backend.settings import Settings
 
@@ -36,10 +37,12 @@ def _emitter(redis_url: str):
 
 
 def publish(settings: Settings, job_id: str, payload: dict) -> None:
-    """Emit ``payload`` as event ``job`` to room ``job:<job_id>``. A failure is logged, never raised: a lost
-    event costs only liveness (clients re-read the job over HTTP), never correctness."""
+    """Emit ``payload`` as event ``job`` to room ``job:<job_id>``, stamped ``emitted_at`` (UNIX seconds: how
+    ``make load`` measures delivery latency). A failure is logged, never raised: a lost event costs only
+    liveness (clients re-read the job over HTTP), never correctness."""
     try:
-        _emitter(settings.redis_url).emit(EVENT, payload, to=job_room(job_id), namespace="/")
+        stamped = {**payload, "emitted_at": time.time()}
+        _emitter(settings.redis_url).emit(EVENT, stamped, to=job_room(job_id), namespace="/")
     except Exception:
         log.warning("could not publish the state of job %s", job_id, exc_info=True)
 

@@ -16,8 +16,9 @@ Protocol (docs/ARCHITECTURE.md):
 Note: ``job`` events come from the worker with the owner's file URLs (``/api/jobs/<id>/...``); a page
 following through a share link builds its URLs from ``/api/shared/<token>`` instead.
 
-``socketio`` is created with ``message_queue=settings.redis_url`` (when set) and ``async_mode="threading"``;
-under gunicorn the web runs one worker process with threads (simple-websocket gives real WebSockets).
+``socketio`` is created with ``message_queue=settings.redis_url`` (when set). Its async mode follows the process:
+``gevent`` under gunicorn's gevent worker (``backend.web.server``: one process holds thousands of websockets as
+greenlets, simple-websocket gives real WebSockets), ``threading`` elsewhere (tests, werkzeug's server).
 """
 
 from __future__ import annotations
@@ -177,9 +178,17 @@ def on_unsubscribe(data=None):
     return {"ok": True}
 
 
+def async_mode() -> str:
+    """``gevent`` when the standard library is gevent-patched (gunicorn's gevent worker), else ``threading``."""
+    import sys
+
+    monkey = sys.modules.get("gevent.monkey")
+    return "gevent" if monkey is not None and monkey.is_module_patched("socket") else "threading"
+
+
 def init_socketio(app: Flask) -> SocketIO:
     settings = app.extensions["maskweb"].settings
-    kwargs = {"async_mode": "threading"}
+    kwargs = {"async_mode": async_mode()}
     if settings.redis_url:
         kwargs["message_queue"] = settings.redis_url
     socketio.init_app(app, **kwargs)

@@ -1,0 +1,1 @@
+"""make load: the load tool (run.py) and its CI-sized test."""
