@@ -26,9 +26,10 @@ from pathlib import Path  # noqa: E402
 TESTS = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(TESTS.parent), str(TESTS)]
 
-from load import scenarios  # noqa: E402
 from service.stack import Stack, drop_postgres, postgres_url, write_model_config  # noqa: E402
 from testkit import PARITY_DIR, generate_weights  # noqa: E402
+
+from load import scenarios  # noqa: E402
 
 FULL = {"users": 20, "images": 5, "uploaders": 50, "sockets": 1000, "soak_jobs": 1000}
 BOUNDED = {"users": 4, "images": 3, "uploaders": 20, "sockets": 200, "soak_jobs": 0}
