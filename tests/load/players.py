@@ -95,7 +95,9 @@ class Player:
     @staticmethod
     def _checked(response: requests.Response, status: int) -> dict:
         if response.status_code != status:
-            raise LoadError(f"{response.request.method} {response.url}: {response.status_code} {response.text}")
+            raise LoadError(
+                f"{response.request.method} {response.url}: {response.status_code} {response.text}"
+            )
         return response.json()
 
     def upload(self, images: list[bytes]) -> list[dict]:

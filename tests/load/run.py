@@ -38,7 +38,8 @@ ALL = ("users", "uploaders", "sockets", "soak")
 
 def _machine() -> dict:
     cpu = next(
-        (line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?"
+        (line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
+        "?",
     )
     mem_kb = next(int(line.split()[1]) for line in open("/proc/meminfo") if line.startswith("MemTotal"))
     import os
@@ -59,7 +60,9 @@ def _raise_fd_limit() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--bounded", action="store_true", help="the CI sizes: a few users, 200 sockets, no soak")
+    parser.add_argument(
+        "--bounded", action="store_true", help="the CI sizes: a few users, 200 sockets, no soak"
+    )
     parser.add_argument("--scenarios", default=",".join(ALL), help=f"comma list of {', '.join(ALL)}")
     parser.add_argument("--users", type=int)
     parser.add_argument("--images", type=int)
@@ -88,7 +91,9 @@ def main(argv: list[str] | None = None) -> int:
         config = write_model_config(PARITY_DIR / "public", root / "small.json")
         started = time.monotonic()
         try:
-            with Stack.start(root / "stack", generate_weights("small"), config, database_url=database_url) as stack:
+            with Stack.start(
+                root / "stack", generate_weights("small"), config, database_url=database_url
+            ) as stack:
                 report["stack_start_s"] = round(time.monotonic() - started, 1)
                 for name in chosen:
                     print(f"load: {name} ...", file=sys.stderr, flush=True)

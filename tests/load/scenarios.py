@@ -174,7 +174,10 @@ def sockets(stack, count: int = 1000, http_requests: int = 300, timeout_s: float
             "requests": len(held_http),
         },
         "done_event_received": len(watchers) - len(missing),
-        "done_event_latency_ms": {"p50": _ms(percentile(latencies, 50)), "p95": _ms(percentile(latencies, 95))},
+        "done_event_latency_ms": {
+            "p50": _ms(percentile(latencies, 50)),
+            "p95": _ms(percentile(latencies, 95)),
+        },
         "rss_before": before,
         "rss_with_sockets": held,
     }
