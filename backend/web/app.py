@@ -106,6 +106,7 @@ def create_app(
     """Build the web app for ``settings`` (default ``Settings.from_env()``); migrates the database."""
     from . import api, health, metrics, pages, sockets
     from .errors import register_error_handlers
+    from .headers import init_security_headers
     from .identity import init_identity
     from .limits import init_limiter
 
@@ -132,6 +133,7 @@ def create_app(
     _remove_orphans(app.extensions["maskweb"])
     register_error_handlers(app)
     init_identity(app)
+    init_security_headers(app)
 
     @app.after_request
     def _commit(response):
