@@ -5,6 +5,7 @@
 | variable | field | default |
 | --- | --- | --- |
 | ``MASKWEB_DATA_DIR`` | ``data_dir`` | ``./data`` |
+| ``MASKWEB_STORAGE_URL`` | ``storage_url`` | unset: job files in ``<data_dir>/jobs``; ``s3://bucket/prefix`` for a bucket |
 | ``DATABASE_URL`` | ``database_url`` | ``sqlite:///<data_dir>/maskweb.db`` |
 | ``REDIS_URL`` | ``redis_url`` | unset: ``maskweb run`` starts its own Redis |
 | ``MASKWEB_WEIGHTS`` | ``weights`` | ``weights/mask_rcnn_coco.h5`` |
@@ -28,6 +29,9 @@
 | ``MASKWEB_MAX_CONCURRENT_DECODES`` | ``max_concurrent_decodes`` | ``2`` image decodes at once in a web process |
 | ``MASKWEB_DECODE_WAIT_S`` | ``decode_wait_s`` | ``10``: how long an upload waits for decode room before a 503 |
 | ``MASKWEB_COOKIE_SECURE`` | ``cookie_secure`` | off; set ``1`` behind HTTPS so the identity cookie is ``Secure`` |
+
+With ``MASKWEB_STORAGE_URL`` set, the bucket's endpoint and credentials are boto3's own settings
+(``AWS_ENDPOINT_URL``, ``AWS_ACCESS_KEY_ID``, ...), which boto3 reads itself.
 
 This module imports nothing of the rest of maskweb.
 """
@@ -68,6 +72,7 @@ class Settings:
     """Everything a maskweb process is configured by. Paths are absolute after construction."""
 
     data_dir: Path = Path("data")
+    storage_url: str | None = None  # None -> job files under data_dir; "s3://bucket/prefix" -> a bucket
     database_url: str = ""  # empty -> sqlite:///<data_dir>/maskweb.db
     redis_url: str | None = None
     weights: Path = Path("weights/mask_rcnn_coco.h5")
@@ -103,6 +108,8 @@ class Settings:
             self.database_url = f"sqlite:///{self.data_dir / 'maskweb.db'}"
         if self.redis_url == "":
             self.redis_url = None
+        if self.storage_url == "":
+            self.storage_url = None
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -111,6 +118,7 @@ class Settings:
         defaults = cls.__dataclass_fields__
         return cls(
             data_dir=Path(env.get("MASKWEB_DATA_DIR") or "data"),
+            storage_url=env.get("MASKWEB_STORAGE_URL") or None,
             database_url=env.get("DATABASE_URL") or "",
             redis_url=env.get("REDIS_URL") or None,
             weights=Path(env.get("MASKWEB_WEIGHTS") or "weights/mask_rcnn_coco.h5"),

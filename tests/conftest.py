@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from testkit import PARITY_DIR, generate_weights, require_service
+from testkit import PARITY_DIR, MotoS3, generate_weights, require_service
 
 
 @pytest.fixture(scope="session")
@@ -23,3 +23,11 @@ def small_weights(parity_dir) -> Path:
 @pytest.fixture(scope="session")
 def coco_weights(parity_dir) -> Path:
     return generate_weights("coco")
+
+
+@pytest.fixture(scope="session")
+def moto_s3(tmp_path_factory):
+    """moto's S3 server, started once per session (see testkit.MotoS3)."""
+    server = MotoS3().start(tmp_path_factory.mktemp("moto") / "moto.log")
+    yield server
+    server.stop()

@@ -83,3 +83,77 @@ def run_maskweb(*args, timeout: float = 600) -> subprocess.CompletedProcess:
         timeout=timeout,
         env=env,
     )
+
+
+class MotoS3:
+    """moto's S3 server (server mode) in a subprocess on 127.0.0.1, for the S3 file store.
+
+    ``env()`` is boto3's own configuration for reaching it (what a deployment would set); ``client()`` a
+    boto3 client built from the same values; ``new_bucket()`` a fresh bucket, so tests never share objects.
+    """
+
+    ACCESS_KEY = "maskweb-test"
+    SECRET_KEY = "maskweb-test-secret"
+    REGION = "us-east-1"
+
+    def __init__(self):
+        from backend.runner import free_port
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc = None
+
+    def start(self, log_path: Path) -> MotoS3:
+        import time
+
+        import requests
+
+        from backend.runner import spawn
+
+        with open(log_path, "ab") as log:
+            argv = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)]
+            self.proc = spawn(argv, stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if requests.get(self.url + "/moto-api/", timeout=2).ok:
+                    return self
+            except requests.RequestException:
+                pass
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"moto's S3 server did not start; see {log_path}")
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        from backend.runner import stop_process
+
+        if self.proc is not None:
+            stop_process(self.proc)
+            self.proc = None
+
+    def env(self) -> dict[str, str]:
+        return {
+            "AWS_ENDPOINT_URL": self.url,
+            "AWS_ACCESS_KEY_ID": self.ACCESS_KEY,
+            "AWS_SECRET_ACCESS_KEY": self.SECRET_KEY,
+            "AWS_DEFAULT_REGION": self.REGION,
+        }
+
+    def client(self):
+        import boto3
+
+        return boto3.session.Session().client(
+            "s3",
+            endpoint_url=self.url,
+            aws_access_key_id=self.ACCESS_KEY,
+            aws_secret_access_key=self.SECRET_KEY,
+            region_name=self.REGION,
+        )
+
+    def new_bucket(self) -> str:
+        import uuid
+
+        name = f"maskweb-{uuid.uuid4().hex[:12]}"
+        self.client().create_bucket(Bucket=name)
+        return name

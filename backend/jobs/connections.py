@@ -1,7 +1,8 @@
-"""Process-wide connections of the job queue: one Redis client and one database engine per URL.
+"""Process-wide connections of the job queue: one Redis client, database engine and file store per URL.
 
-Both are created on first use and shared by every thread of the process (redis-py's pool and SQLAlchemy's
-engine are thread-safe and fork-aware).
+Each is created on first use and shared by every thread of the process (redis-py's pool, SQLAlchemy's
+engine and boto3's client are thread-safe; the first two are fork-aware, and the store is made after the
+fork in a worker's pool process, on its first job).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from backend.settings import Settings
 _lock = threading.Lock()
 _redis: dict[str, object] = {}
 _engines: dict[str, object] = {}
+_stores: dict[str, object] = {}
 
 
 def redis_client(settings: Settings):
@@ -41,3 +43,16 @@ def engine(settings: Settings):
             eng = make_engine(settings.database_url)
             _engines[settings.database_url] = eng
         return eng
+
+
+def file_store(settings: Settings):
+    """The ``FileStore`` for ``settings`` (the data directory, or the bucket of ``storage_url``)."""
+    from backend.storage.files import open_file_store
+
+    key = settings.storage_url or str(settings.data_dir)
+    with _lock:
+        store = _stores.get(key)
+        if store is None:
+            store = open_file_store(settings)
+            _stores[key] = store
+        return store

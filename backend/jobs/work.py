@@ -5,7 +5,7 @@
 1. claim: take the job's lease (``leases``), check the message is the job's current dispatch
    (``Job.celery_task_id == task_id``; a stale or duplicate message is dropped), count the attempt, state
    ``running``;
-2. stages ``decode`` (the stored original from the data directory), ``model`` and ``masks`` (reported by the
+2. stages ``decode`` (the stored original, read from the file store), ``model`` and ``masks`` (reported by the
    pipeline's progress callback), ``saving`` (result JSON and overlay PNG, each written atomically);
 3. ``done`` with the summary (instance_count, classes, timings), or ``failed`` with ``error_code`` and a
    sentence, or ``cancelled`` when the owner asked at a stage boundary. Written result files of a job that did
@@ -18,13 +18,12 @@ never overwrite the other's outcome: each job ends exactly once.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
 
 from backend.settings import Settings
 
-from .connections import engine
+from .connections import engine, file_store
 from .events import publish_job
 from .leases import MAX_ATTEMPTS, worker_lost_error
 
@@ -196,26 +195,17 @@ def claim(settings: Settings, job_id: str, task_id: str):
     return job if job is not None and job.state == RUNNING else None
 
 
-def _remove_outputs(settings: Settings, job_id: str) -> None:
-    from backend.storage.files import DataDir
-
-    data = DataDir(settings.data_dir)
-    for path in (data.result_json(job_id), data.overlay(job_id)):
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()
-
-
 def _segment(settings: Settings, segmenter, run: JobRun) -> tuple[dict, float]:
     """The stages of one job; returns the done-summary values and the model+masks seconds."""
     from backend.images import ImageLimits, load_image, to_array
     from backend.overlay import render_overlay
-    from backend.storage.files import DataDir
+    from backend.storage.files import JobFile
 
-    data = DataDir(settings.data_dir)
+    store = file_store(settings)
     run.stage = "decode"  # claim() already recorded it
-    original = data.original(run.job_id)
-    if not original.is_file():
-        raise JobFailed("image_missing", "The uploaded image is no longer in the data directory.")
+    original = store.read(run.job_id, JobFile.ORIGINAL)
+    if original is None:
+        raise JobFailed("image_missing", "The uploaded image is no longer in storage.")
     # The stored original passed the upload limits; as PNG it may be larger than the upload was.
     stored_limits = ImageLimits(max_bytes=4 * settings.max_pixels + (1 << 20), max_pixels=settings.max_pixels)
     image = load_image(original, stored_limits)
@@ -227,15 +217,14 @@ def _segment(settings: Settings, segmenter, run: JobRun) -> tuple[dict, float]:
     model_seconds = time.monotonic() - model_started
 
     run.enter_stage("saving")
-    data.save_result(run.job_id, result.to_dict())
-    data.save_overlay(run.job_id, render_overlay(pixels, result))
+    store.save_result(run.job_id, result.to_dict())
+    store.save_overlay(run.job_id, render_overlay(pixels, result))
     summary = result.summary()
     return {"instance_count": summary["instance_count"], "classes": summary["classes"]}, model_seconds
 
 
 def run_job(settings: Settings, segmenter, heartbeat, job_id: str, task_id: str) -> str | None:
     """One attempt at one job. Returns its final state, or None when the message was dropped."""
-    from backend.storage.files import DataDir
     from backend.storage.models import CANCELLED, DONE, FAILED
 
     from .metrics import record_job
@@ -255,7 +244,7 @@ def run_job(settings: Settings, segmenter, heartbeat, job_id: str, task_id: str)
             run.finish(DONE, progress=1.0, **summary)
             state = DONE
         except JobCancelled:
-            _remove_outputs(settings, job_id)
+            file_store(settings).remove_outputs(job_id)
             run.finish(CANCELLED, **CANCELLED_ERROR)
             state = CANCELLED
         except JobLost:
@@ -263,7 +252,7 @@ def run_job(settings: Settings, segmenter, heartbeat, job_id: str, task_id: str)
         except Exception as exc:
             code, message = classify_error(exc)
             log.warning("job %s failed (%s): %s", job_id, code, message, exc_info=code == "internal")
-            _remove_outputs(settings, job_id)
+            file_store(settings).remove_outputs(job_id)
             run.finish(FAILED, error_code=code, error=message)
             state = FAILED
         record_job(settings, state, run.timings.get("total", 0.0), model_seconds if state == DONE else None)
@@ -271,7 +260,7 @@ def run_job(settings: Settings, segmenter, heartbeat, job_id: str, task_id: str)
     except JobLost:
         log.warning("job %s was deleted or handed to another worker; leaving it", job_id)
         if _job_gone(settings, job_id):
-            DataDir(settings.data_dir).remove_job(job_id)  # deleted meanwhile: leave no files behind
+            file_store(settings).remove_job(job_id)  # deleted meanwhile: leave no files behind
         return None
     finally:
         heartbeat.drop(job_id)

@@ -180,32 +180,25 @@ def shared_job(session: Session, token: str) -> Job | None:
 # --- orphaned files -----------------------------------------------------------------------------------------------
 
 
-def remove_orphan_files(session: Session, data, min_age_s: float = 3600) -> list[str]:
-    """Delete job directories that have no job row and were last modified over ``min_age_s`` seconds ago.
+def remove_orphan_files(session: Session, store, min_age_s: float = 3600) -> list[str]:
+    """Delete the files of jobs that have no job row and were last written over ``min_age_s`` seconds ago.
 
-    Such directories are left only by a process killed between writing an upload's files and committing its
+    Such files are left only by a process killed between writing an upload's files and committing its
     rows (any handled failure cleans up at once); the age keeps an upload in flight elsewhere safe.
-    ``data`` is a ``DataDir``. Returns the ids removed.
+    ``store`` is a ``FileStore``. Returns the ids removed.
     """
     import time
 
-    on_disk = data.job_ids_on_disk()
-    if not on_disk:
-        return []
+    ages = store.job_ages()
+    stored = sorted(ages)
     known: set[str] = set()
-    for start in range(0, len(on_disk), 500):
-        chunk = on_disk[start : start + 500]
+    for start in range(0, len(stored), 500):
+        chunk = stored[start : start + 500]
         known |= set(session.scalars(select(Job.id).where(Job.id.in_(chunk))))
     cutoff = time.time() - min_age_s
     removed = []
-    for job_id in on_disk:
-        if job_id in known:
-            continue
-        try:
-            modified = data.job_dir(job_id).stat().st_mtime
-        except FileNotFoundError:
-            continue
-        if modified < cutoff:
-            data.remove_job(job_id)
+    for job_id in stored:
+        if job_id not in known and ages[job_id] < cutoff:
+            store.remove_job(job_id)
             removed.append(job_id)
     return removed

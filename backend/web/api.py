@@ -12,7 +12,7 @@ from flask import Blueprint, jsonify, request, send_file
 from backend import __version__
 from backend.images import ACCEPTED_FORMATS_TEXT, ImageLimits
 from backend.storage import repo
-from backend.storage.files import check_job_id
+from backend.storage.files import JobFile, check_job_id
 from backend.storage.models import DONE, FINISHED_STATES, Job
 from backend.storage.queue_order import queue_positions
 
@@ -115,7 +115,7 @@ def create_jobs():
     limits = ImageLimits(max_bytes=svc.settings.max_file_bytes, max_pixels=svc.settings.max_pixels)
     files = [UploadedFile(f.filename, f.stream) for f in request.files.getlist("image")]
     try:
-        jobs = ingest(db, svc.data, user_id, files, limits, Quotas.from_settings(svc.settings))
+        jobs = ingest(db, svc.files, user_id, files, limits, Quotas.from_settings(svc.settings))
     except UploadRejected as exc:
         if svc.metrics:
             svc.metrics.upload_rejected(exc.code)
@@ -175,11 +175,9 @@ def _result_of(job: Job) -> dict:
             f"The job is {job.state}; its result exists once it is done.",
             state=job.state,
         )
-    result = services().data.load_result(job.id)
+    result = services().files.load_result(job.id)
     if result is None:
-        raise ApiError(
-            404, "result_missing", "The job is done but its result file is missing from the data directory."
-        )
+        raise ApiError(404, "result_missing", "The job is done but its result file is missing from storage.")
     return result
 
 
@@ -188,17 +186,30 @@ def get_result(job_id: str):
     return jsonify(_result_of(_own_job(job_id)))
 
 
+_FILES = {"image": JobFile.ORIGINAL, "thumbnail": JobFile.THUMBNAIL, "overlay": JobFile.OVERLAY}
+
+
 def _send(job: Job, kind: str):
-    data = services().data
+    """Stream one of the job's files from storage (local or S3) through this process, so every byte a
+    browser gets passed the access check of this request (a revoked share link stops at once) and carries
+    our headers; README "Scaling out" says why not presigned URLs."""
     if kind == "overlay" and job.state != DONE:
         raise ApiError(
             409, "not_ready", f"The job is {job.state}; its overlay exists once it is done.", state=job.state
         )
-    path = {"image": data.original, "thumbnail": data.thumbnail, "overlay": data.overlay}[kind](job.id)
-    if not path.is_file():
-        raise ApiError(404, "file_missing", f"The job's {kind} file is missing from the data directory.")
-    mimetype = "image/jpeg" if kind == "thumbnail" else "image/png"
-    response = send_file(path, mimetype=mimetype, conditional=True, max_age=3600)
+    stored = services().files.open(job.id, _FILES[kind])
+    if stored is None:
+        raise ApiError(404, "file_missing", f"The job's {kind} file is missing from storage.")
+    response = send_file(
+        stored.stream,
+        mimetype=_FILES[kind].media_type,
+        conditional=True,
+        etag=stored.etag,
+        last_modified=stored.modified,
+        max_age=3600,
+    )
+    if response.status_code == 200:
+        response.content_length = stored.size
     response.headers["Cache-Control"] = "private, max-age=3600"
     return response
 
@@ -247,7 +258,7 @@ def delete_job(job_id: str):
     tokens = repo.live_share_tokens(db, job.id)
     db.delete(job)
     db.commit()
-    services().data.remove_job(job.id)
+    services().files.remove_job(job.id)
     drop_share_subscribers(services(), tokens, job.id, job.user_id)
     return "", 204
 
@@ -280,7 +291,7 @@ def unshare_job(job_id: str):
 @bp.get("/shared/<token>")
 def get_shared(token: str):
     job = _shared(token)
-    result = services().data.load_result(job.id) if job.state == DONE else None
+    result = services().files.load_result(job.id) if job.state == DONE else None
     return jsonify({"job": _job_json(job, urls_base=f"/api/shared/{token}"), "result": result})
 
 

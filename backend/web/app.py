@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from backend.atomic import make_dirs
 from backend.settings import Settings
 from backend.storage.db import make_engine, migrate, session_factory
-from backend.storage.files import DataDir
+from backend.storage.files import FileStore, open_file_store
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ class WebServices:
 
     settings: Settings
     engine: Engine
-    data: DataDir
+    files: FileStore
     submit: Submitter
     cancel: Canceller
     metrics: Any = None
@@ -88,12 +88,12 @@ def _remove_orphans(svc: WebServices) -> None:
 
     try:
         with session_scope(svc.engine) as db:
-            removed = remove_orphan_files(db, svc.data)
+            removed = remove_orphan_files(db, svc.files)
     except Exception:
         log.exception("could not sweep orphaned upload files")
         return
     if removed:
-        log.warning("removed %d orphaned job directories (uploads interrupted before commit)", len(removed))
+        log.warning("removed the files of %d uploads interrupted before commit", len(removed))
 
 
 def create_app(
@@ -125,7 +125,7 @@ def create_app(
     app.extensions["maskweb"] = WebServices(
         settings=settings,
         engine=make_engine(settings.database_url),
-        data=DataDir(settings.data_dir),
+        files=open_file_store(settings),
         submit=submit or _default_submit,
         cancel=cancel or _default_cancel,
     )

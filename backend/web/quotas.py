@@ -4,7 +4,7 @@
 | --- | --- | --- |
 | ``queued_jobs_per_user``: unfinished (queued or running) jobs | 429 | ``max_queued_per_user`` (200) |
 | ``stored_bytes_per_user``: bytes of the images a user uploaded and still keeps | 403 | ``max_stored_mb_per_user`` (2048 MB) |
-| ``free_disk``: the data directory's disk would fall below the margin | 507 | ``min_free_disk_mb`` (1024 MB) |
+| ``free_disk``: the data directory's disk would fall below the margin (not with a bucket) | 507 | ``min_free_disk_mb`` (1024 MB) |
 
 Stored bytes are the uploaded files' sizes (``Job.size_bytes``); the files kept per job (the original
 re-encoded as PNG, a thumbnail, the result) are of that order. The disk guard counts the request's bytes as
@@ -14,9 +14,7 @@ job. Two requests of one user racing each other may both pass: a quota can be ov
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import dataclass
-from pathlib import Path
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -63,10 +61,11 @@ def stored_bytes(session: Session, user_id: str) -> int:
 
 
 def check_quotas(
-    session: Session, data_root: Path, user_id: str, quotas: Quotas, new_jobs: int, new_bytes: int
+    session: Session, free_bytes: int | None, user_id: str, quotas: Quotas, new_jobs: int, new_bytes: int
 ) -> None:
     """Raise QuotaExceeded when ``new_jobs`` images of ``new_bytes`` bytes would break a quota or the disk
-    margin; the first limit hit wins, in the order of the table above."""
+    margin (``free_bytes`` on the file store's disk; None for a store without one, an S3 bucket); the first
+    limit hit wins, in the order of the table above."""
     queued = unfinished_jobs(session, user_id)
     if queued + new_jobs > quotas.max_queued_jobs:
         raise QuotaExceeded(
@@ -88,8 +87,8 @@ def check_quotas(
             used=kept,
             allowed=quotas.max_stored_bytes,
         )
-    free = shutil.disk_usage(data_root).free
-    if free - new_bytes < quotas.min_free_disk_bytes:
+    free = free_bytes
+    if free is not None and free - new_bytes < quotas.min_free_disk_bytes:
         raise QuotaExceeded(
             507,
             f"The server's disk is almost full ({format_bytes(free)} free, uploads stop below "

@@ -7,8 +7,8 @@
    written under a fresh job id, one at a time (memory holds one decoded image).
 3. The job rows are committed together.
 
-If anything fails (a file that turns out truncated, a full disk, the database), every directory written so
-far is removed and nothing is committed: a rejected or failed upload leaves nothing behind. A rejection is an
+If anything fails (a file that turns out truncated, a full disk, the storage, the database), every file written
+so far is removed and nothing is committed: a rejected or failed upload leaves nothing behind. A rejection is an
 ``UploadRejected`` naming the file (its position and its name), what was wrong and the limit.
 """
 
@@ -22,7 +22,7 @@ from typing import BinaryIO
 from sqlalchemy.orm import Session
 
 from backend.images import ImageLimits, ImageRejected, check_byte_size, load_image, open_checked
-from backend.storage.files import DataDir
+from backend.storage.files import FileStore
 from backend.storage.models import QUEUED, WAITING, Job, new_id, utcnow
 
 from .quotas import QuotaExceeded, Quotas, check_quotas
@@ -85,7 +85,7 @@ def _reject(exc: ImageRejected, name: str, index: int) -> UploadRejected:
 
 def ingest(
     session: Session,
-    data: DataDir,
+    store: FileStore,
     user_id: str,
     files: list[UploadedFile],
     limits: ImageLimits,
@@ -123,7 +123,7 @@ def ingest(
             raise _reject(exc, name, index) from None
     if quotas is not None:
         try:
-            check_quotas(session, data.root, user_id, quotas, len(files), sum(sizes))
+            check_quotas(session, store.free_bytes(), user_id, quotas, len(files), sum(sizes))
         except QuotaExceeded as exc:
             raise UploadRejected(exc.status, exc.code, exc.message, **exc.extra) from None
 
@@ -148,8 +148,8 @@ def ingest(
                 attempts=0,
                 cancel_requested=False,
             )
-            jobs.append(job)  # before writing, so a half-written directory is cleaned up too
-            data.save_original(job.id, img)
+            jobs.append(job)  # before writing, so a half-written job is cleaned up too
+            store.save_original(job.id, img)
             del img
         # Creation times are stamped just before the commit, a microsecond apart: the fair queue order sorts a
         # user's jobs by (created_at, id), so this keeps the upload order (not the random ids'), and a request
@@ -162,6 +162,6 @@ def ingest(
     except BaseException:
         session.rollback()
         for job in jobs:
-            data.remove_job(job.id)
+            store.remove_job(job.id)
         raise
     return jobs

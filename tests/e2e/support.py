@@ -172,11 +172,11 @@ def interior_point(owner: np.ndarray, index: int) -> tuple[int, int]:
 def insert_done_job(settings, user_id: str, image: Image.Image, result: dict, filename: str) -> str:
     """A finished job owned by ``user_id``, written through storage as the worker would leave it."""
     from backend.storage.db import make_engine, session_scope
-    from backend.storage.files import DataDir
+    from backend.storage.files import open_file_store
     from backend.storage.models import Job, User, new_id, utcnow
 
     job_id = new_id()
-    data = DataDir(settings.data_dir)
+    data = open_file_store(settings)
     data.save_original(job_id, image)
     data.save_result(job_id, result)
     engine = make_engine(settings.database_url)

@@ -74,7 +74,7 @@ def test_a_dispatched_job_whose_message_was_lost_is_dispatched_again(stack):
     """Redis lost the message (a restart without persistence): the job must not wait forever."""
     from PIL import Image
 
-    from backend.storage.files import DataDir
+    from backend.storage.files import open_file_store
 
     user = stack.user()
     engine = make_engine(stack.settings.database_url)
@@ -90,7 +90,7 @@ def test_a_dispatched_job_whose_message_was_lost_is_dispatched_again(stack):
             )
             session.add(job)
             session.flush()
-            DataDir(stack.settings.data_dir).save_original(job.id, Image.new("RGB", (36, 28), (9, 99, 199)))
+            open_file_store(stack.settings).save_original(job.id, Image.new("RGB", (36, 28), (9, 99, 199)))
     finally:
         engine.dispose()
     final = user.wait(job.id, timeout_s=120)

@@ -121,15 +121,15 @@ def test_owned_job_hides_other_users_jobs(engine):
         assert repo.owned_job(db, job.id, None) is None
 
 
-def test_orphaned_job_directories_are_removed_once_old(engine, tmp_path):
+def test_orphaned_job_files_are_removed_once_old(engine, tmp_path):
     import os
 
     from PIL import Image
 
-    from backend.storage.files import DataDir
+    from backend.storage.files import LocalFileStore
     from backend.storage.models import new_id
 
-    data = DataDir(tmp_path)
+    data = LocalFileStore(tmp_path)
     with session_scope(engine) as db:
         kept = _job(db, _user(db)).id
     orphan_old, orphan_new = new_id(), new_id()
@@ -140,4 +140,4 @@ def test_orphaned_job_directories_are_removed_once_old(engine, tmp_path):
         os.utime(data.job_dir(job_id), (long_ago, long_ago))
     with session_scope(engine) as db:
         assert repo.remove_orphan_files(db, data, min_age_s=3600) == [orphan_old]
-    assert sorted(data.job_ids_on_disk()) == sorted([kept, orphan_new])
+    assert sorted(data.job_ages()) == sorted([kept, orphan_new])

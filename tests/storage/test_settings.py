@@ -12,7 +12,7 @@ def test_defaults_follow_the_contract(tmp_path, monkeypatch):
     s = Settings.from_env({})
     assert s.data_dir == tmp_path / "data"
     assert s.database_url == f"sqlite:///{tmp_path / 'data' / 'maskweb.db'}"
-    assert s.redis_url is None and s.model_config == "coco"
+    assert s.redis_url is None and s.storage_url is None and s.model_config == "coco"
     assert (s.port, s.host) == (8000, "127.0.0.1")
     assert (s.max_file_bytes, s.max_request_bytes, s.max_pixels) == (25 * 2**20, 100 * 2**20, 40_000_000)
     assert (s.max_inflight_per_user, s.job_time_limit) == (2, 600)
@@ -26,6 +26,7 @@ def test_every_variable_is_read(tmp_path):
     s = Settings.from_env(
         {
             "MASKWEB_DATA_DIR": str(tmp_path / "d"),
+            "MASKWEB_STORAGE_URL": "s3://bucket/maskweb",
             "DATABASE_URL": "postgresql+psycopg://u@h/db",
             "REDIS_URL": "redis://h:1/2",
             "MASKWEB_WEIGHTS": str(weights),
@@ -43,6 +44,7 @@ def test_every_variable_is_read(tmp_path):
         }
     )
     assert s.database_url == "postgresql+psycopg://u@h/db" and s.redis_url == "redis://h:1/2"
+    assert s.storage_url == "s3://bucket/maskweb"
     assert s.weights_missing is None and s.model_config == "/x/config.json"
     assert (s.port, s.host, s.secret_key_value()) == (9000, "0.0.0.0", "k")
     assert (s.max_file_bytes, s.max_request_bytes, s.max_pixels) == (5 * 2**20, int(7.5 * 2**20), 1000)

@@ -7,7 +7,7 @@ from sqlalchemy import select
 from webtools import complete, png, set_state
 
 from backend.storage.db import session_scope
-from backend.storage.files import DataDir
+from backend.storage.files import LocalFileStore
 from backend.storage.models import Job, ShareLink
 
 
@@ -79,7 +79,7 @@ def test_delete_removes_the_row_files_and_share_links(app, settings, visitor, qu
     if state == "running":
         set_state(app, job["id"], state="running", stage="masks")
     token = visitor.post(f"/api/jobs/{job['id']}/share").get_json()["token"]
-    data = DataDir(settings.data_dir)
+    data = LocalFileStore(settings.data_dir)
     assert data.job_dir(job["id"]).is_dir()
     assert visitor.delete(f"/api/jobs/{job['id']}").status_code == 204
     assert not data.job_dir(job["id"]).exists()

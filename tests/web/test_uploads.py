@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from webtools import Visitor, png
 
 from backend.storage.db import session_scope
-from backend.storage.files import DataDir
+from backend.storage.files import JobFile, LocalFileStore
 from backend.storage.models import Job
 from backend.web import create_app
 
@@ -40,18 +40,18 @@ def test_upload_stores_originals_thumbnails_and_rows_then_submits(app, settings,
     assert [j["queue_position"] for j in jobs] == [1, 2]
     assert (jobs[0]["width"], jobs[0]["height"]) == (640, 480)
     assert queue.submitted == [[j["id"] for j in jobs]]
-    data = DataDir(settings.data_dir)
+    data = LocalFileStore(settings.data_dir)
     for job in jobs:
-        with Image.open(data.original(job["id"])) as original:
+        with Image.open(data.path(job["id"], JobFile.ORIGINAL)) as original:
             assert original.format == "PNG" and original.mode == "RGB"
             assert original.size == (job["width"], job["height"])
-        with Image.open(data.thumbnail(job["id"])) as thumb:
+        with Image.open(data.path(job["id"], JobFile.THUMBNAIL)) as thumb:
             assert thumb.format == "JPEG" and max(thumb.size) <= 320
     assert job_rows(app) == 2
     # what was stored is what the API serves
     image = visitor.get(jobs[0]["urls"]["image"])
     assert image.status_code == 200 and image.mimetype == "image/png"
-    assert image.data == data.original(jobs[0]["id"]).read_bytes()
+    assert image.data == data.path(jobs[0]["id"], JobFile.ORIGINAL).read_bytes()
     thumb = visitor.get(jobs[0]["urls"]["thumbnail"])
     assert thumb.status_code == 200 and thumb.mimetype == "image/jpeg"
 
@@ -153,7 +153,7 @@ def test_a_request_without_images(app, settings, visitor):
 
 def test_a_storage_failure_midway_leaves_nothing(app, settings, visitor, queue, monkeypatch):
     calls = {"n": 0}
-    original = DataDir.save_original
+    original = LocalFileStore.save_original
 
     def flaky(self, job_id, img):
         calls["n"] += 1
@@ -163,7 +163,7 @@ def test_a_storage_failure_midway_leaves_nothing(app, settings, visitor, queue, 
             raise OSError(28, "No space left on device")
         return original(self, job_id, img)
 
-    monkeypatch.setattr(DataDir, "save_original", flaky)
+    monkeypatch.setattr(LocalFileStore, "save_original", flaky)
     response = visitor.post(
         "/api/jobs",
         data={"image": [(io.BytesIO(png()), "a.png"), (io.BytesIO(png()), "b.png")]},
@@ -182,7 +182,7 @@ def test_jobs_stay_queued_when_the_queue_is_unreachable(app, visitor, queue):
 
 
 def _stored(settings, job) -> Image.Image:
-    with Image.open(DataDir(settings.data_dir).original(job["id"])) as img:
+    with Image.open(LocalFileStore(settings.data_dir).path(job["id"], JobFile.ORIGINAL)) as img:
         img.load()
         return img
 

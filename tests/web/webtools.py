@@ -97,8 +97,8 @@ def complete(app, job_id: str, classes=("person",), scores=(0.9,)) -> dict:
             for i, (name, score) in enumerate(zip(classes, scores, strict=False))
         ]  # fmt: skip
         result = {"width": width, "height": height, "instances": instances}
-        svc.data.save_result(job_id, result)
-        svc.data.save_overlay(job_id, Image.new("RGB", (width, height), (0, 255, 0)))
+        svc.files.save_result(job_id, result)
+        svc.files.save_overlay(job_id, Image.new("RGB", (width, height), (0, 255, 0)))
         job.state, job.stage, job.progress = DONE, None, 1.0
         job.started_at = job.finished_at = utcnow()
         job.instance_count, job.classes = len(instances), sorted(set(classes))

@@ -1,0 +1,72 @@
+"""Job files through the API on both stores: what the browser gets is what storage holds, streamed through
+the web with conditional requests, behind the same access checks (a revoked share link stops at once)."""
+
+from __future__ import annotations
+
+import pytest
+from webtools import Visitor, complete, png
+
+from backend.storage.files import JobFile, S3FileStore
+from backend.web import create_app
+
+
+@pytest.fixture(params=["local", "s3"])
+def served(request, settings, queue, monkeypatch):
+    """(app, store): the app on the local data directory, or on a moto bucket configured the way a deployment
+    is (MASKWEB_STORAGE_URL's value plus boto3's own environment variables)."""
+    if request.param == "s3":
+        server = request.getfixturevalue("moto_s3")
+        for name, value in server.env().items():
+            monkeypatch.setenv(name, value)
+        settings.storage_url = f"s3://{server.new_bucket()}/maskweb"
+    app = create_app(settings, submit=queue.submit, cancel=queue.cancel)
+    store = app.extensions["maskweb"].files
+    assert isinstance(store, S3FileStore) == (request.param == "s3")
+    yield app, store
+    app.extensions["maskweb"].engine.dispose()
+
+
+def test_files_are_streamed_from_storage_with_conditional_requests(served):
+    app, store = served
+    visitor = Visitor(app)
+    (job,) = visitor.upload(png(64, 48))
+    image = visitor.get(job["urls"]["image"])
+    assert image.status_code == 200 and image.mimetype == "image/png"
+    assert image.data == store.read(job["id"], JobFile.ORIGINAL)
+    assert image.content_length == len(image.data) and image.headers["ETag"]
+    again = visitor.get(job["urls"]["image"], headers={"If-None-Match": image.headers["ETag"]})
+    assert again.status_code == 304 and again.data == b""
+    assert visitor.get(job["urls"]["thumbnail"]).data == store.read(job["id"], JobFile.THUMBNAIL)
+    complete(app, job["id"])
+    overlay = visitor.get(f"/api/jobs/{job['id']}/overlay")
+    assert overlay.status_code == 200 and overlay.data == store.read(job["id"], JobFile.OVERLAY)
+    assert visitor.get(f"/api/jobs/{job['id']}/result").get_json() == store.load_result(job["id"])
+
+
+def test_a_file_missing_from_storage_is_a_clear_404(served):
+    app, store = served
+    visitor = Visitor(app)
+    (job,) = visitor.upload(png())
+    store.remove(job["id"], JobFile.THUMBNAIL)
+    response = visitor.get(job["urls"]["thumbnail"])
+    assert response.status_code == 404
+    error = response.get_json()["error"]
+    assert (error["code"], error["message"]) == (
+        "file_missing",
+        "The job's thumbnail file is missing from storage.",
+    )
+
+
+def test_a_revoked_share_link_stops_serving_and_delete_empties_storage(served):
+    app, store = served
+    owner, stranger = Visitor(app), Visitor(app)
+    (job,) = owner.upload(png())
+    complete(app, job["id"])
+    token = owner.post(f"/api/jobs/{job['id']}/share").get_json()["token"]
+    shared = stranger.get(f"/api/shared/{token}/overlay")
+    assert shared.status_code == 200 and shared.data == store.read(job["id"], JobFile.OVERLAY)
+    assert owner.delete(f"/api/jobs/{job['id']}/share").status_code == 200
+    assert stranger.get(f"/api/shared/{token}/overlay").status_code == 404
+    assert stranger.get(f"/api/shared/{token}/image").status_code == 404
+    assert owner.delete(f"/api/jobs/{job['id']}").status_code == 204
+    assert store.job_ages() == {}
