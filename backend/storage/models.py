@@ -106,7 +106,7 @@ class ApiToken(Base):
 
 
 class Job(Base):
-    """One uploaded image and its segmentation. Files live in ``DataDir.job_dir(id)``."""
+    """One uploaded image and its segmentation. Files live in the file store under the job id (``backend.storage.files``)."""
 
     __tablename__ = "jobs"
     __table_args__ = (
