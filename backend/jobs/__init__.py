@@ -1,7 +1,9 @@
 """The job queue: what the web calls to start and stop work.
 
 - ``submit(settings, job_ids)`` after committing new ``queued`` jobs: hands them to Celery in fair order
-  (``dispatch.pump``) and returns ``{job_id: queue position}`` of every queued job.
+  (a dispatcher round shared with concurrent uploads, ``dispatch.Coalescer``), waiting at most
+  ``SUBMIT_WAIT_S`` for it.
+- ``queue_positions(settings, job_ids)``: the jobs' positions as of the last dispatcher round (one Redis read).
 - ``cancel(settings, job_id)``: a waiting job is cancelled at once; a running one gets ``cancel_requested`` and
   its worker stops at the next stage boundary (the job then ends ``cancelled``).
 - ``pump(settings)`` after anything else that moves the queue (a delete).
@@ -16,7 +18,9 @@ from __future__ import annotations
 
 from backend.settings import Settings
 
-__all__ = ["submit", "cancel", "pump"]
+__all__ = ["submit", "cancel", "pump", "queue_positions"]
+
+SUBMIT_WAIT_S = 5.0  # after this the upload answers anyway; its jobs are handed out by the running round
 
 
 def pump(settings: Settings) -> dict[str, int]:
@@ -26,13 +30,23 @@ def pump(settings: Settings) -> dict[str, int]:
     return _pump(settings)
 
 
-def submit(settings: Settings, job_ids: list[str]) -> dict[str, int]:
-    """Queue the committed jobs ``job_ids``; returns ``{job_id: queue position}`` of every queued job.
+def submit(settings: Settings, job_ids: list[str]) -> bool:
+    """Queue the committed jobs ``job_ids``: returns True once a dispatcher round that saw them has finished
+    (their positions are then in ``queue_positions``), False after ``SUBMIT_WAIT_S``.
 
     The jobs are already in the database in state ``queued``, so they are safe even when Redis is down: the
-    error propagates and the next successful pump hands them out.
+    round fails (logged) and the next successful one hands them out.
     """
-    return pump(settings)
+    from .dispatch import coalescer
+
+    return coalescer(settings).pump_and_wait(SUBMIT_WAIT_S)
+
+
+def queue_positions(settings: Settings, job_ids: list[str]) -> dict[str, int]:
+    """``{job_id: position}`` for those of ``job_ids`` that were queued at the last dispatcher round."""
+    from .dispatch import stored_positions
+
+    return stored_positions(settings, job_ids)
 
 
 def cancel(settings: Settings, job_or_id) -> object | None:

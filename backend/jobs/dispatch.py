@@ -7,11 +7,17 @@ another user's one. The order is ``backend.storage.queue_order`` (the one defini
 positions users see). ``pump`` runs after every change that can move the queue: an upload, a cancel, a delete
 (web), a finished job and every reaper round (worker). Runs are serialised by a Redis lock, so two processes
 never hand out the same job or overshoot a user's cap.
+
+A round is bounded: one read of the active jobs' ordering columns, at most ``MAX_PICKS_PER_ROUND`` jobs handed
+out, every position stored in one Redis hash (what the web reads: ``stored_positions``, one HMGET per request
+instead of a scan), and events only for positions that are news (``worth_publishing``). In the web, uploads
+pump through ``Coalescer``: a burst of requests shares rounds instead of queueing one each on the lock.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import uuid
 
 from backend.settings import Settings
@@ -21,7 +27,10 @@ from .connections import engine, redis_client
 log = logging.getLogger(__name__)
 
 LOCK_KEY = "maskweb:dispatch:lock"
-POSITIONS_KEY = "maskweb:dispatch:positions"  # {job_id: last published position}
+POSITIONS_KEY = "maskweb:dispatch:positions"  # {job_id: position} of every queued job, as of the last round
+PUBLISHED_KEY = "maskweb:dispatch:published"  # {job_id: the position its watchers were last told}
+MAX_PICKS_PER_ROUND = 200  # bounds a round's time; workers take jobs far slower than a round hands them out
+EXACT_POSITIONS = 100  # positions up to this one are published on every change
 LOCK_TIMEOUT_S = 60
 LOCK_WAIT_S = 30
 
@@ -33,26 +42,36 @@ def queue_positions(session) -> dict[str, int]:
     return positions(session)
 
 
-def _hand_out(settings: Settings) -> list[tuple[str, str]]:
-    """Mark the next jobs in fair order as dispatched; returns ``[(job_id, celery_task_id)]`` to send."""
+def _hand_out(settings: Settings) -> tuple[list[tuple[str, str]], dict[str, int]]:
+    """One read of the active jobs: mark the next ones in fair order as dispatched (at most
+    ``MAX_PICKS_PER_ROUND``) and compute every queued job's position after that.
+
+    Returns ``([(job_id, celery_task_id)] to send, {job_id: position})``."""
+    import dataclasses
+
     from sqlalchemy import update
 
     from backend.storage.db import session_scope
     from backend.storage.models import QUEUED, Job, utcnow
-    from backend.storage.queue_order import next_to_dispatch
+    from backend.storage.queue_order import active_entries, pick, positions_of
 
     picked: list[tuple[str, str]] = []
     with session_scope(engine(settings)) as session:
-        for job_id in next_to_dispatch(session, settings.max_inflight_per_user):
+        entries = active_entries(session)
+        chosen = pick(entries, settings.max_inflight_per_user, MAX_PICKS_PER_ROUND)
+        now = utcnow()
+        for job_id in chosen:
             task_id = uuid.uuid4().hex
             result = session.execute(
                 update(Job)
                 .where(Job.id == job_id, Job.state == QUEUED, Job.dispatched_at.is_(None))
-                .values(dispatched_at=utcnow(), celery_task_id=task_id)
+                .values(dispatched_at=now, celery_task_id=task_id)
             )
             if result.rowcount:
                 picked.append((job_id, task_id))
-    return picked
+    handed = {job_id for job_id, _ in picked}
+    entries = [dataclasses.replace(e, dispatched_at=now) if e.id in handed else e for e in entries]
+    return picked, positions_of(entries)
 
 
 def _send(settings: Settings, picked: list[tuple[str, str]]) -> None:
@@ -79,8 +98,21 @@ def _send(settings: Settings, picked: list[tuple[str, str]]) -> None:
                 )
 
 
-def _publish_positions(settings: Settings) -> dict[str, int]:
-    """Publish a ``job`` event to every queued job whose position changed since the last publication."""
+def worth_publishing(new: int, published: int | None) -> bool:
+    """Whether a job's new queue position is news to its watchers: always near the front (exact positions up
+    to ``EXACT_POSITIONS``), further back only after moving by a tenth since the last published one. This
+    bounds the events per round (about 10 ln(n / EXACT_POSITIONS) beyond the front when the queue advances by
+    one) instead of one per queued job; a page that asks (subscribe, GET) always gets the exact position."""
+    if published is None:
+        return True
+    if new == published:
+        return False
+    return new <= EXACT_POSITIONS or abs(new - published) * 10 >= published
+
+
+def _publish_positions(settings: Settings, positions: dict[str, int]) -> int:
+    """Store every queued job's position for readers (``stored_positions``), and publish a ``job`` event to
+    the jobs whose move is news (``worth_publishing``). Returns the number of events published."""
     from sqlalchemy import select
 
     from backend.storage.db import session_scope
@@ -89,19 +121,35 @@ def _publish_positions(settings: Settings) -> dict[str, int]:
     from .events import publish_job
 
     r = redis_client(settings)
-    with session_scope(engine(settings)) as session:
-        positions = queue_positions(session)
-        previous = {job_id: int(p) for job_id, p in r.hgetall(POSITIONS_KEY).items()}
-        moved = [job_id for job_id, p in positions.items() if previous.get(job_id) != p]
-        jobs = list(session.scalars(select(Job).where(Job.id.in_(moved)))) if moved else []
-    pipe = r.pipeline()
+    published = {job_id: int(p) for job_id, p in r.hgetall(PUBLISHED_KEY).items()}
+    news = [job_id for job_id, p in positions.items() if worth_publishing(p, published.get(job_id))]
+    jobs = []
+    if news:
+        with session_scope(engine(settings)) as session:
+            for start in range(0, len(news), 500):
+                jobs += session.scalars(select(Job).where(Job.id.in_(news[start : start + 500])))
+    pipe = r.pipeline()  # one transaction: readers never see an empty or half-written table
     pipe.delete(POSITIONS_KEY)
     if positions:
         pipe.hset(POSITIONS_KEY, mapping={k: str(v) for k, v in positions.items()})
+    gone = [job_id for job_id in published if job_id not in positions]
+    if gone:
+        pipe.hdel(PUBLISHED_KEY, *gone)
+    if jobs:
+        pipe.hset(PUBLISHED_KEY, mapping={job.id: str(positions[job.id]) for job in jobs})
     pipe.execute()
     for job in sorted(jobs, key=lambda j: positions[j.id]):
         publish_job(settings, job, positions[job.id])
-    return positions
+    return len(jobs)
+
+
+def stored_positions(settings: Settings, job_ids: list[str]) -> dict[str, int]:
+    """The queue positions of ``job_ids`` as of the last dispatcher round (one Redis HMGET); jobs that round
+    did not see queued (new, running, finished) are absent. Raises redis errors."""
+    if not job_ids:
+        return {}
+    values = redis_client(settings).hmget(POSITIONS_KEY, job_ids)
+    return {job_id: int(v) for job_id, v in zip(job_ids, values, strict=True) if v is not None}
 
 
 def pump(settings: Settings) -> dict[str, int]:
@@ -114,12 +162,68 @@ def pump(settings: Settings) -> dict[str, int]:
     if not lock.acquire():
         raise TimeoutError(f"the dispatcher lock {LOCK_KEY} stayed taken for {LOCK_WAIT_S}s")
     try:
-        picked = _hand_out(settings)
+        picked, positions = _hand_out(settings)
         if picked:
             _send(settings, picked)
-        return _publish_positions(settings)
+        _publish_positions(settings, positions)
+        return positions
     finally:
         try:
             lock.release()
         except Exception:  # expired while we worked: another pump may run now, which is harmless
             log.debug("dispatcher lock had expired", exc_info=True)
+
+
+class Coalescer:
+    """Shares dispatcher rounds between concurrent callers in one process.
+
+    ``pump_and_wait(timeout_s)`` returns once a round that *started after the call* has finished (so it saw the
+    caller's committed jobs), or after ``timeout_s``; callers arriving while a round runs are all served by
+    the next one. The rounds run on a background thread (a greenlet under gevent). A failed round is logged:
+    the jobs stay waiting in the database and a later round hands them out.
+    """
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self._cond = threading.Condition()
+        self._requested = 0  # rounds asked for
+        self._finished = 0  # the highest request number a finished round covered
+        self._running = False
+
+    def pump_and_wait(self, timeout_s: float) -> bool:
+        """True when a covering round finished in time."""
+        with self._cond:
+            self._requested += 1
+            wanted = self._requested
+            if not self._running:
+                self._running = True
+                threading.Thread(target=self._rounds, name="dispatch-rounds", daemon=True).start()
+            return self._cond.wait_for(lambda: self._finished >= wanted, timeout_s)
+
+    def _rounds(self) -> None:
+        while True:
+            with self._cond:
+                if self._finished >= self._requested:
+                    self._running = False
+                    return
+                covers = self._requested
+            try:
+                pump(self.settings)
+            except Exception:
+                log.exception("dispatcher round failed; the jobs stay waiting in the database")
+            with self._cond:
+                self._finished = covers
+                self._cond.notify_all()
+
+
+_coalescers: dict[tuple[str | None, str], Coalescer] = {}
+_coalescers_lock = threading.Lock()
+
+
+def coalescer(settings: Settings) -> Coalescer:
+    """The process's Coalescer for this Redis and database."""
+    key = (settings.redis_url, settings.database_url)
+    with _coalescers_lock:
+        if key not in _coalescers:
+            _coalescers[key] = Coalescer(settings)
+        return _coalescers[key]

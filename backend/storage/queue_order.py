@@ -41,7 +41,8 @@ class QueueEntry:
     dispatched_at: datetime | None
 
 
-def _active_entries(session: Session) -> list[QueueEntry]:
+def active_entries(session: Session) -> list[QueueEntry]:
+    """Every queued or running job's ordering columns: one indexed read (``ix_jobs_state_dispatched``)."""
     rows = session.execute(
         select(Job.id, Job.user_id, Job.state, Job.created_at, Job.dispatched_at).where(
             or_(Job.state == QUEUED, Job.state == RUNNING)
@@ -73,12 +74,19 @@ def order_waiting(entries: list[QueueEntry]) -> list[QueueEntry]:
 
 def fair_order(session: Session) -> list[str]:
     """Ids of the waiting jobs in the order the dispatcher must hand them to Celery."""
-    return [e.id for e in order_waiting(_active_entries(session))]
+    return [e.id for e in order_waiting(active_entries(session))]
 
 
 def queue_positions(session: Session) -> dict[str, int]:
-    """``{job_id: position}`` (1-based) for every queued job; running/finished jobs are absent."""
-    entries = _active_entries(session)
+    """``{job_id: position}`` (1-based) for every queued job; running/finished jobs are absent.
+
+    Reads every active job: the dispatcher calls this once per round and keeps the result for readers
+    (``backend.jobs.dispatch.stored_positions``); a web process without Redis calls it directly."""
+    return positions_of(active_entries(session))
+
+
+def positions_of(entries: list[QueueEntry]) -> dict[str, int]:
+    """``queue_positions`` over entries already read."""
     dispatched = sorted(
         (e for e in entries if e.state == QUEUED and e.dispatched_at is not None),
         key=lambda e: (e.dispatched_at, e.created_at, e.id),
@@ -90,7 +98,11 @@ def queue_positions(session: Session) -> dict[str, int]:
 def next_to_dispatch(session: Session, max_inflight_per_user: int, limit: int | None = None) -> list[str]:
     """Ids of waiting jobs to hand to Celery now: fair order, skipping users already at
     ``max_inflight_per_user`` jobs in flight (counting the ones picked here). At most ``limit`` ids."""
-    entries = _active_entries(session)
+    return pick(active_entries(session), max_inflight_per_user, limit)
+
+
+def pick(entries: list[QueueEntry], max_inflight_per_user: int, limit: int | None = None) -> list[str]:
+    """``next_to_dispatch`` over entries already read."""
     inflight = inflight_counts(entries)
     picked: list[str] = []
     for e in order_waiting(entries):

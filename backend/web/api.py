@@ -14,12 +14,12 @@ from backend.images import ACCEPTED_FORMATS_TEXT, ImageLimits
 from backend.storage import repo
 from backend.storage.files import JobFile, check_job_id
 from backend.storage.models import DONE, FINISHED_STATES, Job
-from backend.storage.queue_order import queue_positions
 
 from .app import get_db, services
 from .errors import ApiError, not_found
 from .identity import check_csrf, csrf_token, new_api_token, require_user, resolve_caller, secret
 from .openapi import openapi_document
+from .positions import positions_for
 from .quotas import Quotas
 from .sockets import drop_share_subscribers
 from .uploads import UploadedFile, UploadRejected, ingest
@@ -33,7 +33,7 @@ def _identify_and_check_csrf():
 
 
 def _position(job: Job) -> int | None:
-    return queue_positions(get_db()).get(job.id) if job.state == "queued" else None
+    return positions_for(get_db(), services().settings, [job]).get(job.id)
 
 
 def _job_json(job: Job, urls_base: str | None = None) -> dict:
@@ -123,9 +123,9 @@ def create_jobs():
     if svc.metrics:
         svc.metrics.uploaded(len(jobs))
     svc.enqueue([job.id for job in jobs])
-    positions = queue_positions(db)
     for job in jobs:
         db.refresh(job)
+    positions = positions_for(db, svc.settings, jobs)
     return jsonify({"jobs": [job.as_dict(positions.get(job.id)) for job in jobs]}), 202
 
 
@@ -156,7 +156,7 @@ def list_jobs():
         )
     except repo.BadCursor as exc:
         raise ApiError(400, "bad_cursor", f"{exc}; pass next_cursor from the previous page.") from None
-    positions = queue_positions(db)
+    positions = positions_for(db, services().settings, page.jobs)
     return jsonify(
         {"jobs": [job.as_dict(positions.get(job.id)) for job in page.jobs], "next_cursor": page.next_cursor}
     )

@@ -32,12 +32,28 @@ log = logging.getLogger(__name__)
 
 
 class DatabaseCollector:
-    """Reads job counts and recent stage timings from the database at each scrape."""
+    """Reads job counts and recent stage timings from the database, at most once per ``CACHE_S`` seconds:
+    counting jobs per state reads an index of every job, so scrapes (several Prometheis, a dashboard polling)
+    share one read instead of each paying for it."""
+
+    CACHE_S = 10.0
 
     def __init__(self, engine):
         self.engine = engine
+        self._cached: tuple[float, list] | None = None
 
     def collect(self):
+        import time
+
+        now = time.monotonic()
+        if self._cached is None or now - self._cached[0] > self.CACHE_S:
+            families = list(self._read())
+            if not families:
+                return  # the database is unreachable: nothing cached, the next scrape tries again
+            self._cached = (now, families)
+        yield from self._cached[1]
+
+    def _read(self):
         jobs = GaugeMetricFamily("maskweb_jobs", "Jobs per state (from the database)", labels=["state"])
         waiting = GaugeMetricFamily(
             "maskweb_queue_waiting", "Queued jobs held in the database, not yet in Celery"

@@ -33,9 +33,9 @@ from backend.storage import repo
 from backend.storage.db import session_scope
 from backend.storage.files import check_job_id
 from backend.storage.models import ShareLink
-from backend.storage.queue_order import queue_positions
 
 from .identity import COOKIE_NAME, unsign_user_id, user_for_token
+from .positions import positions_for
 
 socketio = SocketIO()
 _callers_lock = threading.Lock()
@@ -116,7 +116,7 @@ def _resolve(data) -> tuple[str | None, dict | None, str | None]:
             return None, None, "bad_request"
         if job is None:
             return None, None, "not_found"
-        position = queue_positions(db).get(job.id)
+        position = positions_for(db, svc.settings, [job]).get(job.id)
         return room_for(job.id), job.as_dict(position, urls_base=urls_base), None
 
 

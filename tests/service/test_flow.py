@@ -28,6 +28,7 @@ def _check_main_flow(stack):
     seen_stages = [e["stage"] for e in events if e["state"] == "running"]
     assert [s for s in STAGES if s in seen_stages] == list(STAGES), seen_stages
     assert seen_stages == sorted(seen_stages, key=STAGES.index)  # never back to an earlier stage
+    assert isinstance(final.pop("emitted_at"), float)  # events are stamped by their publisher
     assert final == user.job(job["id"]) | {"queue_position": final["queue_position"]}
     assert final["instance_count"] is not None and set(final["timings"]) >= set(STAGES)
 
