@@ -97,7 +97,7 @@ class MotoS3:
     REGION = "us-east-1"
 
     def __init__(self):
-        from backend.runner import free_port
+        from backend.cli.processes import free_port
 
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -108,7 +108,7 @@ class MotoS3:
 
         import requests
 
-        from backend.runner import spawn
+        from backend.cli.processes import spawn
 
         with open(log_path, "ab") as log:
             argv = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)]
@@ -126,7 +126,7 @@ class MotoS3:
             time.sleep(0.1)
 
     def stop(self) -> None:
-        from backend.runner import stop_process
+        from backend.cli.processes import stop_process
 
         if self.proc is not None:
             stop_process(self.proc)

@@ -29,7 +29,7 @@ class WorkerState:
 
 def start_process(settings, hostname: str) -> None:
     """Load the model and start the heartbeat for this process. Raises if the model cannot be loaded."""
-    from backend.pipeline import Segmenter
+    from backend.segmentation.pipeline import Segmenter
 
     from .leases import Heartbeat
 

@@ -54,7 +54,7 @@ def classify_error(exc: BaseException) -> tuple[str, str]:
     """``(error_code, message)`` for an exception raised while running a job."""
     from celery.exceptions import SoftTimeLimitExceeded
 
-    from backend.images import ImageRejected
+    from backend.segmentation.images import ImageRejected
 
     if isinstance(exc, JobFailed):
         return exc.code, exc.message
@@ -197,8 +197,8 @@ def claim(settings: Settings, job_id: str, task_id: str):
 
 def _segment(settings: Settings, segmenter, run: JobRun) -> tuple[dict, float]:
     """The stages of one job; returns the done-summary values and the model+masks seconds."""
-    from backend.images import ImageLimits, load_image, to_array
-    from backend.overlay import render_overlay
+    from backend.segmentation.images import ImageLimits, load_image, to_array
+    from backend.segmentation.overlay import render_overlay
     from backend.storage.files import JobFile
 
     store = file_store(settings)

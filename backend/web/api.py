@@ -10,7 +10,7 @@ from __future__ import annotations
 from flask import Blueprint, jsonify, request, send_file
 
 from backend import __version__
-from backend.images import ACCEPTED_FORMATS_TEXT, ImageLimits
+from backend.segmentation.images import ACCEPTED_FORMATS_TEXT, ImageLimits
 from backend.storage import repo
 from backend.storage.files import JobFile, check_job_id
 from backend.storage.models import DONE, FINISHED_STATES, Job

@@ -12,7 +12,7 @@ from typing import Any
 from flask import Flask, jsonify, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from backend.images import format_bytes
+from backend.segmentation.images import format_bytes
 
 # Werkzeug's status -> our default code.
 DEFAULT_CODES = {

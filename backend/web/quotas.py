@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from backend.images import format_bytes
+from backend.segmentation.images import format_bytes
 from backend.storage.models import QUEUED, RUNNING, Job
 
 QUEUED_JOBS = "queued_jobs_per_user"

@@ -3,7 +3,7 @@
 1. Every file is checked from its header first (size, format by content, pixel count), so a bad file late
    in the request is refused before any image is decoded; then the user's quotas and the disk margin
    (``quotas.check_quotas``).
-2. Each file is then decoded and normalised (``backend.images.load_image``) and its original PNG and thumbnail
+2. Each file is then decoded and normalised (``backend.segmentation.images.load_image``) and its original PNG and thumbnail
    written under a fresh job id, one at a time (memory holds one decoded image).
 3. The job rows are committed together.
 
@@ -21,7 +21,7 @@ from typing import BinaryIO
 
 from sqlalchemy.orm import Session
 
-from backend.images import ImageLimits, ImageRejected, check_byte_size, load_image, open_checked
+from backend.segmentation.images import ImageLimits, ImageRejected, check_byte_size, load_image, open_checked
 from backend.storage.files import FileStore
 from backend.storage.models import QUEUED, WAITING, Job, new_id, utcnow
 

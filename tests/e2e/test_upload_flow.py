@@ -218,7 +218,7 @@ def test_rejected_upload_shows_the_servers_words_and_cancel_works(browser, live_
 
 def test_a_lost_connection_loses_nothing(browser, live_stack, photo):
     """The web server goes away while a job runs and finishes meanwhile; when it is back, the card shows done."""
-    from backend.runner import stop_process
+    from backend.cli.processes import stop_process
 
     context = browser.new_context()
     try:

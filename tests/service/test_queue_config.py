@@ -28,8 +28,8 @@ def test_late_acks_prefetch_one_and_a_visibility_timeout_longer_than_any_job(tmp
 def test_the_web_side_of_the_queue_imports_no_model_code():
     code = (
         "import sys, backend.jobs, backend.jobs.dispatch, backend.jobs.events, backend.jobs.metrics, "
-        "backend.jobs.celery_app, backend.runner; "
-        "print(sorted(m for m in ('tensorflow', 'keras', 'jax', 'backend.pipeline', 'backend.jobs.tasks') "
+        "backend.jobs.celery_app, backend.cli.run; "
+        "print(sorted(m for m in ('tensorflow', 'keras', 'jax', 'backend.segmentation.pipeline', 'backend.jobs.tasks') "
         "if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from backend.runner import free_port
+from backend.cli.processes import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 

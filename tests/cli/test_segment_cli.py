@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 from testkit import run_maskweb as maskweb
 
-from backend.result import SegmentationResult
+from backend.segmentation.result import SegmentationResult
 
 SMALL_CLASS_NAMES = ["BG", "alpha", "beta", "gamma"]
 

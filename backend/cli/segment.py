@@ -65,9 +65,9 @@ def _score(text: str) -> float:
 
 
 def run(args: argparse.Namespace) -> int:
-    from backend.images import ImageRejected, load_image, to_array
-    from backend.model_config import ModelConfigError, load_model_config
-    from backend.weights import WeightsCorrupt, WeightsMissing, resolve_weights
+    from backend.segmentation.images import ImageRejected, load_image, to_array
+    from backend.segmentation.model_config import ModelConfigError, load_model_config
+    from backend.segmentation.weights import WeightsCorrupt, WeightsMissing, resolve_weights
 
     config_spec = args.config or os.environ.get("MASKWEB_MODEL_CONFIG") or "coco"
     try:
@@ -103,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
             continue
         if segmenter is None:
             from backend.mrcnn.weights_io import WeightsFileError, WeightsMismatchError
-            from backend.pipeline import Segmenter
+            from backend.segmentation.pipeline import Segmenter
 
             try:
                 segmenter = Segmenter(config, class_names, weights)
@@ -138,7 +138,7 @@ def _mismatch_line(exc, weights, config_spec) -> str:
 
 
 def _write_outputs(out: Path, stem: str, image_name: str, image, result) -> tuple[Path, Path]:
-    from backend.overlay import render_overlay
+    from backend.segmentation.overlay import render_overlay
 
     document = {"image": image_name, **result.to_dict()}
     json_path = out / f"{stem}.json"

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from pycocotools import mask as mask_util
 
-from backend.result import Instance, SegmentationResult
+from backend.segmentation.result import Instance, SegmentationResult
 
 CLASS_NAMES = ["BG", "person", "cat", "cup"]
 

@@ -1,4 +1,4 @@
-"""``backend.weights``: download with resume, verification, the sha256 record — against a real local HTTP server.
+"""``backend.segmentation.weights``: download with resume, verification, the sha256 record — against a real local HTTP server.
 
 The server (``http.server`` in a thread, ephemeral port) serves a generated Keras-2 weights file and can cut a
 transfer short, ignore Range, or answer with an error. Most tests use a small file in a small layout (passed as
@@ -21,10 +21,10 @@ import h5py
 import numpy as np
 import pytest
 
-from backend import weights
-from backend.weights import DownloadFailed, WeightsCorrupt, WeightsMissing
+from backend.segmentation import weights
+from backend.segmentation.weights import DownloadFailed, WeightsCorrupt, WeightsMissing
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 # A small file in the Keras-2 layout: a weightless layer, a conv layer, a nested model's layer, a big dense.
 SMALL_LAYOUT = {

@@ -8,8 +8,8 @@ from pathlib import Path
 
 from testkit import run_maskweb as maskweb
 
-from backend.bench import _parity_layout_for
-from backend.model_config import load_model_config
+from backend.cli.bench import _parity_layout_for
+from backend.segmentation.model_config import load_model_config
 
 
 def small_config(tmp_path: Path, parity_dir: Path, num_classes: int = 4) -> Path:

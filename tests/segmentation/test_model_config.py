@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from backend.model_config import ModelConfigError, load_model_config
+from backend.segmentation.model_config import ModelConfigError, load_model_config
 
 
 def write(tmp_path, data, name="model.json"):

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from backend.model_config import load_model_config
-from backend.pipeline import Segmenter
-from backend.result import SegmentationResult
+from backend.segmentation.model_config import load_model_config
+from backend.segmentation.pipeline import Segmenter
+from backend.segmentation.result import SegmentationResult
 
 SMALL_CLASS_NAMES = ["BG", "alpha", "beta", "gamma"]
 

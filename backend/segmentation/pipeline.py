@@ -1,7 +1,7 @@
 """One image in, one SegmentationResult out: the step the CLI and the Celery worker share.
 
 A ``Segmenter`` builds the Mask R-CNN model and loads its weights once (seconds, hundreds of MB), then segments
-any number of images. Callers decode images themselves (``backend.images``) and save results themselves; the
+any number of images. Callers decode images themselves (``backend.segmentation.images``) and save results themselves; the
 segmenter reports the two stages it owns, ``model`` (the network) and ``masks`` (turning detections into the
 result: score order, boxes, run-length-encoded masks), through an optional ``progress(stage, fraction)``
 callback, where ``fraction`` (0..1) is how much of that stage is done.
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from backend.result import SegmentationResult
+from backend.segmentation.result import SegmentationResult
 
 __all__ = ["Segmenter", "Progress"]
 
@@ -50,11 +50,11 @@ class Segmenter:
     def from_settings(cls, settings) -> Segmenter:
         """The segmenter that ``settings.model_config`` ('coco' or a JSON file) and ``settings.weights`` name.
 
-        Raises ``backend.model_config.ModelConfigError`` for a bad config and ``backend.weights.WeightsMissing``
+        Raises ``backend.segmentation.model_config.ModelConfigError`` for a bad config and ``backend.segmentation.weights.WeightsMissing``
         / ``WeightsCorrupt`` when the weights file is absent or fails its check.
         """
-        from backend.model_config import load_model_config
-        from backend.weights import resolve_weights
+        from backend.segmentation.model_config import load_model_config
+        from backend.segmentation.weights import resolve_weights
 
         config, class_names = load_model_config(settings.model_config)
         return cls(config, class_names, resolve_weights(settings.weights))

@@ -1,6 +1,6 @@
 """The ``maskweb`` command line.
 
-Each command lives in the module that owns its work; that module exposes ``add_parser(subparsers)``, which
+Each command has its module in this package (``run``, ``segment``, ``weights``, ``bench``); the module exposes ``add_parser(subparsers)``, which
 registers the command and sets ``func`` (called with the parsed arguments, returning an exit code). Modules
 listed here must import nothing heavy at import time (TensorFlow is imported inside the command), so that
 ``maskweb --help`` answers at once.
@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import sys
 
 from backend import __version__
 
 COMMAND_MODULES = (
-    "backend.runner",  # run: the whole app on one machine; web; worker
-    "backend.segment_cli",  # segment IMAGE...
-    "backend.weights",  # weights download | verify | path
-    "backend.bench",  # bench
+    "backend.cli.run",  # run: the whole app on one machine; web; worker
+    "backend.cli.segment",  # segment IMAGE...
+    "backend.cli.weights",  # weights download | verify | path
+    "backend.cli.bench",  # bench
 )
 
 
@@ -47,7 +46,3 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     return int(args.func(args) or 0)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from backend.overlay import MASK_ALPHA, instance_color, render_overlay
-from backend.result import SegmentationResult
+from backend.segmentation.overlay import MASK_ALPHA, instance_color, render_overlay
+from backend.segmentation.result import SegmentationResult
 
 CLASS_NAMES = ["BG", "person", "cat"]
 H, W = 120, 160
@@ -115,7 +115,7 @@ def test_instance_colours_match_the_browser_view():
     import subprocess
     from pathlib import Path
 
-    colors_js = Path(__file__).resolve().parents[1] / "frontend" / "src" / "colors.js"
+    colors_js = Path(__file__).resolve().parents[2] / "frontend" / "src" / "colors.js"
     if not shutil.which("node") or not colors_js.exists():
         pytest.skip("node or frontend/src/colors.js not available")
     script = f"import('{colors_js.as_uri()}').then(m => console.log(JSON.stringify([...Array(40).keys()].map(m.instanceColor))))"

@@ -17,7 +17,6 @@ Importing this module is cheap: h5py, requests and Keras load inside the functio
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import os
 import re
@@ -86,7 +85,7 @@ def partial_path(path: Path) -> Path:
     return path.with_name(path.name + ".part")
 
 
-def _where_to_get_it(path: Path) -> str:
+def where_to_get_it(path: Path) -> str:
     return (
         f"run `maskweb weights download`, or download {weights_url()} yourself and put it at {path} "
         "(or point MASKWEB_WEIGHTS at it)"
@@ -106,7 +105,7 @@ def resolve_weights(path: str | Path | None = None) -> Path:
     """
     path = weights_path(path)
     if not path.is_file():
-        raise WeightsMissing(f"no weights file at {path}: {_where_to_get_it(path)}")
+        raise WeightsMissing(f"no weights file at {path}: {where_to_get_it(path)}")
     recorded = read_record(path)
     if recorded is not None:
         actual = sha256_of(path)
@@ -122,9 +121,7 @@ def resolve_weights(path: str | Path | None = None) -> Path:
     try:
         weights_io.read_layout(path)
     except (weights_io.WeightsFileError, OSError, KeyError) as exc:
-        raise WeightsCorrupt(
-            f"{path} is not a usable weights file ({exc}); {_where_to_get_it(path)}"
-        ) from exc
+        raise WeightsCorrupt(f"{path} is not a usable weights file ({exc}); {where_to_get_it(path)}") from exc
     return path
 
 
@@ -426,78 +423,3 @@ def _reason(exc: BaseException) -> str:
     if match:
         return match.group(1).strip()
     return text.split(":")[-1].strip(" )'\"") or type(exc).__name__
-
-
-# ---------------------------------------------------------------------------------------------- command line
-
-
-def add_parser(subparsers) -> None:
-    parser = subparsers.add_parser(
-        "weights",
-        help="download, verify or locate the Mask R-CNN weights file",
-        description="Manage the weights file (mask_rcnn_coco.h5). Its path: --path, else $MASKWEB_WEIGHTS, "
-        f"else {DEFAULT_WEIGHTS}.",
-    )
-    actions = parser.add_subparsers(dest="weights_command", metavar="ACTION", required=True)
-
-    get = actions.add_parser("download", help="fetch matterport's COCO weights, resuming, then verify them")
-    get.add_argument(
-        "--url", default=None, help=f"where to fetch from (default: $MASKWEB_WEIGHTS_URL or {WEIGHTS_URL})"
-    )
-    get.add_argument("--path", type=Path, default=None, help="where to put the file")
-    get.add_argument("--force", action="store_true", help="download again even if a verified file is there")
-    get.add_argument("--no-progress", action="store_true", help="no progress bar")
-    get.set_defaults(func=_cmd_download)
-
-    check = actions.add_parser("verify", help="check the file's layers and shapes against the COCO model")
-    check.add_argument("--path", type=Path, default=None, help="the file to check")
-    check.set_defaults(func=_cmd_verify)
-
-    where = actions.add_parser("path", help="print where the weights file is (or is expected)")
-    where.add_argument("--path", type=Path, default=None, help=argparse.SUPPRESS)
-    where.set_defaults(func=_cmd_path)
-
-
-def _cmd_download(args) -> int:
-    try:
-        verified = download(
-            args.url, args.path, force=args.force, progress=False if args.no_progress else None
-        )
-    except WeightsError as exc:
-        return _fail(str(exc))
-    _report(verified)
-    return 0
-
-
-def _cmd_verify(args) -> int:
-    path = weights_path(args.path)
-    if not path.is_file():
-        return _fail(f"no weights file at {path}: {_where_to_get_it(path)}")
-    try:
-        verified = check_and_record(path)
-    except WeightsCorrupt as exc:
-        return _fail(f"{exc}\n{_where_to_get_it(path)}")
-    _report(verified)
-    return 0
-
-
-def _cmd_path(args) -> int:
-    path = weights_path(args.path)
-    print(path)
-    if not path.is_file():
-        print(f"(missing: {_where_to_get_it(path)})", file=sys.stderr)
-    elif read_record(path) is None:
-        print("(present, not verified yet: `maskweb weights verify`)", file=sys.stderr)
-    return 0
-
-
-def _report(verified: Verified) -> None:
-    for warning in verified.warnings:
-        print(f"warning: {warning}", file=sys.stderr)
-    how = "downloaded and verified" if verified.downloaded else "verified"
-    print(f"{verified.path}: {how}, {verified.size:,} bytes, sha256 {verified.sha256}")
-
-
-def _fail(message: str) -> int:
-    print(f"maskweb weights: {message}", file=sys.stderr)
-    return 1

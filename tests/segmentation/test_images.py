@@ -1,4 +1,4 @@
-"""backend.images: limits before decoding, format by content, every mode normalised to 8-bit RGB."""
+"""backend.segmentation.images: limits before decoding, format by content, every mode normalised to 8-bit RGB."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from backend.images import ImageLimits, ImageRejected, load_image, to_array
+from backend.segmentation.images import ImageLimits, ImageRejected, load_image, to_array
 
 
 def encode(img: Image.Image, fmt: str, **params) -> bytes:
