@@ -179,31 +179,88 @@ def load_image(source: bytes | str | Path, limits: ImageLimits = ImageLimits()) 
         img = ImageOps.exif_transpose(img)
     except Exception:  # a malformed EXIF block: the pixels are fine, show them as stored
         pass
-    return to_rgb(img)
+    return img if img.mode == "RGB" else to_rgb(img)  # exif_transpose made a copy already: no third one
 
 
-def _rescale_to_uint8(values: np.ndarray, full_scale: float) -> np.ndarray:
-    scaled = np.clip(values.astype(np.float64) * (255.0 / full_scale), 0, 255)
-    return np.rint(scaled).astype(np.uint8)
+STRIP_PIXELS = 1 << 20  # greyscale rescaling works on strips of about this many pixels (a few MB each)
+
+
+def _bytes_per_pixel(mode: str) -> int:
+    """What Pillow stores per pixel for ``mode`` (2-band and 3-band modes take 4 bytes)."""
+    if mode in ("1", "L", "P"):
+        return 1
+    return 2 if mode.startswith("I;16") else 4
+
+
+def decode_cost(mode: str, width: int, height: int) -> int:
+    """The peak memory, in bytes, of ``load_image`` for an image whose header says ``mode`` and ``width`` x
+    ``height``: the decoded pixels, their EXIF-rotated copy, and what ``to_rgb`` builds for that mode (an 8-bit
+    greyscale plane and the RGB result for 16/32-bit and float greyscale; RGBA, a white background and the
+    composite for transparency; the RGB result otherwise), plus a strip of working space for greyscale."""
+    pixels = width * height
+    source = _bytes_per_pixel(mode)
+    working = 0
+    if mode == "RGB":
+        made = 0
+    elif mode.startswith("I;16") or mode in ("I", "F"):
+        made = 1 + 4
+        working = min(pixels, STRIP_PIXELS) * 8  # a strip's copy and its 32-bit arithmetic
+    elif mode in ("RGBA", "RGBa", "LA", "La", "PA", "P"):
+        made = 4 + 4 + 4
+    else:
+        made = 4
+    return pixels * (2 * source + made) + working
+
+
+def _strips(img: Image.Image):
+    """``(top, values)`` for horizontal strips of ``img`` (a greyscale mode) as numpy arrays: one strip's copy
+    at a time instead of the whole image's."""
+    width, height = img.size
+    rows = max(1, STRIP_PIXELS // max(1, width))
+    for top in range(0, height, rows):
+        yield top, np.asarray(img.crop((0, top, width, min(height, top + rows))))
+
+
+def _greyscale_to_rgb(img: Image.Image) -> Image.Image:
+    """16-bit, 32-bit integer and float greyscale -> 8-bit RGB without a float64 copy of the image: integer
+    arithmetic (or float32 for float images) strip by strip into one 8-bit plane.
+
+    16-bit maps 65535 -> 255; 32-bit integer by its 16-bit range when any value exceeds 255, else as is;
+    float by 0..1 when no value exceeds 1, else by 0..255. Values outside the range are clipped, NaN is 0."""
+    width, height = img.size
+    mode = img.mode
+    if mode == "I":
+        full_scale = 65535 if any(v.size and v.max() > 255 for _, v in _strips(img)) else 255
+    elif mode == "F":
+        full_scale = 1 if all(not v.size or np.nanmax(v, initial=0) <= 1.0 for _, v in _strips(img)) else 255
+    else:
+        full_scale = 65535
+    plane = np.empty((height, width), dtype=np.uint8)
+    for top, values in _strips(img):
+        if mode == "F":
+            scaled = np.nan_to_num(values.astype(np.float32, copy=False) * np.float32(255 / full_scale))
+            out = np.rint(np.clip(scaled, 0, 255))
+        elif full_scale == 65535:  # round(v * 255 / 65535) == (v + 128) // 257 for integers 0..65535
+            wide = values.astype(np.int32)  # 4 bytes per pixel of one strip: room for v + 128
+            np.clip(wide, 0, 65535, out=wide)
+            wide += 128
+            wide //= 257
+            out = wide
+        else:
+            out = np.clip(values, 0, 255)
+        plane[top : top + values.shape[0]] = out
+    return Image.fromarray(plane, "L").convert("RGB")
 
 
 def to_rgb(img: Image.Image) -> Image.Image:
     """Any Pillow mode -> 8-bit RGB. Transparency is composited onto white; 16-bit greyscale is rescaled
-    (65535 -> 255), 32-bit integer greyscale by its 16-bit range when it exceeds 255, float by 0..1."""
+    (65535 -> 255), 32-bit integer greyscale by its 16-bit range when it exceeds 255, float by 0..1.
+    Peak memory: ``decode_cost``."""
     mode = img.mode
     if mode == "RGB":
         return img.copy()
-    if mode.startswith("I;16"):
-        gray = _rescale_to_uint8(np.asarray(img, dtype=np.uint16), 65535)
-        return Image.fromarray(gray, "L").convert("RGB")
-    if mode == "I":
-        values = np.asarray(img, dtype=np.int64)
-        full_scale = 65535 if values.size and values.max() > 255 else 255
-        return Image.fromarray(_rescale_to_uint8(values, full_scale), "L").convert("RGB")
-    if mode == "F":
-        values = np.asarray(img, dtype=np.float64)
-        full_scale = 1.0 if values.size and values.max() <= 1.0 else 255.0
-        return Image.fromarray(_rescale_to_uint8(values, full_scale), "L").convert("RGB")
+    if mode.startswith("I;16") or mode in ("I", "F"):
+        return _greyscale_to_rgb(img)
     has_alpha = mode in ("RGBA", "RGBa", "LA", "La", "PA") or (mode == "P" and "transparency" in img.info)
     if mode in ("L", "1") and "transparency" in img.info:
         has_alpha = True

@@ -16,6 +16,7 @@ from backend.storage.files import JobFile, check_job_id
 from backend.storage.models import DONE, FINISHED_STATES, Job
 
 from .app import get_db, services
+from .decoding import decode_gate
 from .errors import ApiError, not_found
 from .identity import check_csrf, csrf_token, new_api_token, require_user, resolve_caller, secret
 from .openapi import openapi_document
@@ -115,7 +116,9 @@ def create_jobs():
     limits = ImageLimits(max_bytes=svc.settings.max_file_bytes, max_pixels=svc.settings.max_pixels)
     files = [UploadedFile(f.filename, f.stream) for f in request.files.getlist("image")]
     try:
-        jobs = ingest(db, svc.files, user_id, files, limits, Quotas.from_settings(svc.settings))
+        jobs = ingest(
+            db, svc.files, user_id, files, limits, Quotas.from_settings(svc.settings), decode_gate()
+        )
     except UploadRejected as exc:
         if svc.metrics:
             svc.metrics.upload_rejected(exc.code)

@@ -105,6 +105,7 @@ def create_app(
 ) -> Flask:
     """Build the web app for ``settings`` (default ``Settings.from_env()``); migrates the database."""
     from . import api, health, metrics, pages, sockets
+    from .decoding import init_decoding
     from .errors import register_error_handlers
     from .headers import init_security_headers
     from .identity import init_identity
@@ -153,5 +154,6 @@ def create_app(
     app.register_blueprint(health.bp)
     metrics.init_metrics(app)
     init_limiter(app)
+    init_decoding(app)
     sockets.init_socketio(app)
     return app

@@ -4,7 +4,9 @@
    in the request is refused before any image is decoded; then the user's quotas and the disk margin
    (``quotas.check_quotas``).
 2. Each file is then decoded and normalised (``backend.segmentation.images.load_image``) and its original PNG and thumbnail
-   written under a fresh job id, one at a time (memory holds one decoded image).
+   written under a fresh job id, one at a time (memory holds one decoded image), through the web process's
+   ``decoding.DecodeGate``: its memory cost, estimated from the header (``decode_cost``), must fit the
+   decoding budget, and it waits for a free decoder (off the event loop under gevent).
 3. The job rows are committed together.
 
 If anything fails (a file that turns out truncated, a full disk, the storage, the database), every file written
@@ -21,10 +23,18 @@ from typing import BinaryIO
 
 from sqlalchemy.orm import Session
 
-from backend.segmentation.images import ImageLimits, ImageRejected, check_byte_size, load_image, open_checked
+from backend.segmentation.images import (
+    ImageLimits,
+    ImageRejected,
+    check_byte_size,
+    decode_cost,
+    load_image,
+    open_checked,
+)
 from backend.storage.files import FileStore
 from backend.storage.models import QUEUED, WAITING, Job, new_id, utcnow
 
+from .decoding import DecodeGate, DecodeRefused
 from .quotas import QuotaExceeded, Quotas, check_quotas
 
 MAX_FILES_PER_REQUEST = 100
@@ -83,6 +93,17 @@ def _reject(exc: ImageRejected, name: str, index: int) -> UploadRejected:
     )
 
 
+def _decoder(store: FileStore, job_id: str, data: bytes, limits: ImageLimits):
+    """The work of one file: decode, write the original and thumbnail; returns (width, height)."""
+
+    def work() -> tuple[int, int]:
+        img = load_image(data, limits)
+        store.save_original(job_id, img)
+        return img.size
+
+    return work
+
+
 def ingest(
     session: Session,
     store: FileStore,
@@ -90,8 +111,11 @@ def ingest(
     files: list[UploadedFile],
     limits: ImageLimits,
     quotas: Quotas | None = None,
+    gate: DecodeGate | None = None,
 ) -> list[Job]:
     """Validate, store and commit jobs for ``files``; returns the committed jobs in upload order.
+
+    ``gate`` bounds the decodes (default: a gate as large as the biggest allowed image, never waiting).
 
     Raises UploadRejected (nothing stored) for any refused file, or re-raises a storage error after cleaning up.
     """
@@ -110,6 +134,7 @@ def ingest(
 
     names = [display_name(f.name, i) for i, f in enumerate(files)]
     sizes: list[int] = []
+    costs: list[int] = []
     for index, (upload, name) in enumerate(zip(files, names, strict=True)):
         size = _size_of(upload.stream)
         sizes.append(size)
@@ -118,23 +143,20 @@ def ingest(
         except ImageRejected as exc:
             raise _reject(exc, name, index) from None
         try:
-            open_checked(upload.stream.read(), limits)
+            header = open_checked(upload.stream.read(), limits)
         except ImageRejected as exc:
             raise _reject(exc, name, index) from None
+        costs.append(decode_cost(header.mode, *header.size))
     if quotas is not None:
         try:
             check_quotas(session, store.free_bytes(), user_id, quotas, len(files), sum(sizes))
         except QuotaExceeded as exc:
             raise UploadRejected(exc.status, exc.code, exc.message, **exc.extra) from None
 
+    gate = gate or DecodeGate(max(costs), slots=1, wait_s=0)
     jobs: list[Job] = []
     try:
-        for index, (upload, name, size) in enumerate(zip(files, names, sizes, strict=True)):
-            upload.stream.seek(0)
-            try:
-                img = load_image(upload.stream.read(), limits)
-            except ImageRejected as exc:
-                raise _reject(exc, name, index) from None
+        for index, (upload, name, size, cost) in enumerate(zip(files, names, sizes, costs, strict=True)):
             job = Job(
                 id=new_id(),
                 user_id=user_id,
@@ -142,15 +164,25 @@ def ingest(
                 stage=WAITING,
                 progress=0.0,
                 filename=name,
-                width=img.width,
-                height=img.height,
                 size_bytes=size,
                 attempts=0,
                 cancel_requested=False,
             )
             jobs.append(job)  # before writing, so a half-written job is cleaned up too
-            store.save_original(job.id, img)
-            del img
+            upload.stream.seek(0)
+            try:
+                job.width, job.height = gate.run(cost, _decoder(store, job.id, upload.stream.read(), limits))
+            except ImageRejected as exc:
+                raise _reject(exc, name, index) from None
+            except DecodeRefused as exc:
+                raise UploadRejected(
+                    exc.status,
+                    exc.code,
+                    f"File {index + 1} ({name!r}): {exc.message}",
+                    name,
+                    index,
+                    **exc.extra,
+                ) from None
         # Creation times are stamped just before the commit, a microsecond apart: the fair queue order sorts a
         # user's jobs by (created_at, id), so this keeps the upload order (not the random ids'), and a request
         # that took long to decode does not jump ahead of one committed while it was decoding.
