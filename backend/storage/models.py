@@ -11,6 +11,7 @@ dispatcher hands it to Celery. While running, ``stage`` is ``decode | model | ma
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -45,6 +46,12 @@ STAGES = (WAITING, "decode", "model", "masks", "saving")
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def secret_digest(secret: str) -> str:
+    """SHA-256 (hex) of a bearer secret (an API token, a share token): what the database keeps instead of it,
+    so a copy of the database (a backup, a leaked dump) opens nothing."""
+    return hashlib.sha256(secret.encode()).hexdigest()
 
 
 def new_id() -> str:
@@ -89,6 +96,8 @@ class User(Base):
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, nullable=False)
+    # Identity cookies issued before this time are refused (set when the user rotates the cookie).
+    cookies_valid_after: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
 class ApiToken(Base):
@@ -185,11 +194,12 @@ class Job(Base):
 
 
 class ShareLink(Base):
-    """Read-only access to one job for whoever holds ``token`` (``secrets.token_urlsafe(32)``: 256 bits)."""
+    """Read-only access to one job for whoever holds its token (``secrets.token_urlsafe(32)``: 256 bits).
+    Only the token's SHA-256 (hex) is stored; the token is shown once, to the owner who made the link."""
 
     __tablename__ = "share_links"
 
-    token: Mapped[str] = mapped_column(String(64), primary_key=True)
+    token_sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
     job_id: Mapped[str] = mapped_column(
         String(32), ForeignKey("jobs.id", ondelete="CASCADE"), nullable=False, index=True
     )

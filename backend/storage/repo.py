@@ -16,7 +16,7 @@ from datetime import datetime
 from sqlalchemy import String, and_, cast, or_, select, update
 from sqlalchemy.orm import Session
 
-from .models import CANCELLED, QUEUED, RUNNING, Job, ShareLink, utcnow
+from .models import CANCELLED, QUEUED, RUNNING, Job, ShareLink, secret_digest, utcnow
 
 GALLERY_DEFAULT_LIMIT = 24
 GALLERY_MAX_LIMIT = 100
@@ -139,19 +139,19 @@ def gallery_page(
 # --- share links -----------------------------------------------------------------------------------------------
 
 
-def create_share_link(session: Session, job: Job) -> ShareLink:
-    """A new link for ``job`` with a 256-bit token. Flushes."""
-    link = ShareLink(token=secrets.token_urlsafe(32), job_id=job.id)
-    session.add(link)
+def create_share_link(session: Session, job: Job) -> str:
+    """A new link for ``job`` with a 256-bit token; returns the token (only its digest is stored). Flushes."""
+    token = secrets.token_urlsafe(32)
+    session.add(ShareLink(token_sha256=secret_digest(token), job_id=job.id))
     session.flush()
-    return link
+    return token
 
 
-def live_share_tokens(session: Session, job_id: str) -> list[str]:
-    """Tokens of the job's links that are not revoked."""
+def live_share_links(session: Session, job_id: str) -> list[str]:
+    """Digests (``ShareLink.token_sha256``) of the job's links that are not revoked."""
     return list(
         session.scalars(
-            select(ShareLink.token).where(ShareLink.job_id == job_id, ShareLink.revoked_at.is_(None))
+            select(ShareLink.token_sha256).where(ShareLink.job_id == job_id, ShareLink.revoked_at.is_(None))
         )
     )
 
@@ -167,11 +167,16 @@ def revoke_share_links(session: Session, job_id: str) -> int:
     return result.rowcount
 
 
-def shared_job(session: Session, token: str) -> Job | None:
-    """The job behind a live share token, or None (unknown or revoked)."""
+def share_link(session: Session, token: str) -> ShareLink | None:
+    """The link of ``token`` (live or revoked), or None."""
     if not token or len(token) > 64:
         return None
-    link = session.get(ShareLink, token)
+    return session.get(ShareLink, secret_digest(token))
+
+
+def shared_job(session: Session, token: str) -> Job | None:
+    """The job behind a live share token, or None (unknown or revoked)."""
+    link = share_link(session, token)
     if link is None or link.revoked_at is not None:
         return None
     return session.get(Job, link.job_id)

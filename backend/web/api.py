@@ -18,7 +18,17 @@ from backend.storage.models import DONE, FINISHED_STATES, Job
 from .app import get_db, services
 from .decoding import decode_gate
 from .errors import ApiError, not_found
-from .identity import check_csrf, csrf_token, new_api_token, require_user, resolve_caller, secret
+from .identity import (
+    check_csrf,
+    csrf_token,
+    list_api_tokens,
+    new_api_token,
+    require_user,
+    resolve_caller,
+    revoke_api_token,
+    rotate_cookie,
+    secret,
+)
 from .openapi import openapi_document
 from .positions import positions_for
 from .quotas import Quotas
@@ -85,6 +95,24 @@ def get_session():
     return jsonify({"user_id": user_id, "csrf_token": csrf_token(secret(), user_id), **status_json()})
 
 
+@bp.post("/session/rotate")
+def rotate_session():
+    """A new identity cookie for the same user; every cookie issued before it stops working."""
+    db = get_db()
+    caller = resolve_caller(db)
+    if caller.via != "cookie":
+        raise ApiError(
+            400,
+            "not_a_cookie",
+            "Only a cookie identity can be rotated; revoke API tokens with DELETE /api/tokens/<id>.",
+        )
+    rotate_cookie(db, caller.user_id)
+    db.commit()
+    return jsonify(
+        {"user_id": caller.user_id, "csrf_token": csrf_token(secret(), caller.user_id), **status_json()}
+    )
+
+
 @bp.get("/status")
 def get_status():
     return jsonify(status_json())
@@ -97,6 +125,38 @@ def create_token():
     token = new_api_token(db, user_id)
     db.commit()
     return jsonify({"token": token, "user_id": user_id}), 201
+
+
+@bp.get("/tokens")
+def list_tokens():
+    """The caller's API tokens (not their secrets): when made, when last used, which one this request used."""
+    from flask import g
+
+    from backend.storage.models import iso
+
+    db = get_db()
+    user_id = require_user(db, create=False)
+    current = g.get("api_token_id")
+    tokens = [
+        {
+            "id": t.id,
+            "created_at": iso(t.created_at),
+            "last_used_at": iso(t.last_used_at),
+            "current": t.id == current,
+        }
+        for t in list_api_tokens(db, user_id)
+    ]
+    return jsonify({"tokens": tokens})
+
+
+@bp.delete("/tokens/<int:token_id>")
+def delete_token(token_id: int):
+    db = get_db()
+    user_id = require_user(db, create=False)
+    if not revoke_api_token(db, user_id, token_id):
+        raise not_found("API token")
+    db.commit()
+    return "", 204
 
 
 @bp.get("/openapi.json")
@@ -258,11 +318,11 @@ def delete_job(job_id: str):
         repo.cancel_job(db, job.id)
         db.commit()
         services().request_cancel(job)
-    tokens = repo.live_share_tokens(db, job.id)
+    links = repo.live_share_links(db, job.id)
     db.delete(job)
     db.commit()
     services().files.remove_job(job.id)
-    drop_share_subscribers(services(), tokens, job.id, job.user_id)
+    drop_share_subscribers(services(), links, job.id, job.user_id)
     return "", 204
 
 
@@ -273,21 +333,19 @@ def delete_job(job_id: str):
 def share_job(job_id: str):
     job = _own_job(job_id)
     db = get_db()
-    link = repo.create_share_link(db, job)
+    token = repo.create_share_link(db, job)
     db.commit()
-    return jsonify(
-        {"token": link.token, "url": f"/s/{link.token}", "api_url": f"/api/shared/{link.token}"}
-    ), 201
+    return jsonify({"token": token, "url": f"/s/{token}", "api_url": f"/api/shared/{token}"}), 201
 
 
 @bp.delete("/jobs/<job_id>/share")
 def unshare_job(job_id: str):
     job = _own_job(job_id)
     db = get_db()
-    tokens = repo.live_share_tokens(db, job.id)
+    links = repo.live_share_links(db, job.id)
     revoked = repo.revoke_share_links(db, job.id)
     db.commit()
-    drop_share_subscribers(services(), tokens, job.id, job.user_id)
+    drop_share_subscribers(services(), links, job.id, job.user_id)
     return jsonify({"revoked": revoked})
 
 

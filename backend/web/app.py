@@ -51,7 +51,7 @@ class WebServices:
     cancel: Canceller
     metrics: Any = None
     socket_callers: dict[str, Any] = field(default_factory=dict)
-    share_subscribers: dict[str, set[str]] = field(default_factory=dict)  # share token -> socket ids
+    share_subscribers: dict[str, dict[str, str]] = field(default_factory=dict)  # link digest -> {sid: token}
 
     def enqueue(self, job_ids: list[str]) -> None:
         """Hand new jobs to the queue. A failure (Redis down) is logged: the jobs stay waiting in the

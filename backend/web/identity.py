@@ -1,10 +1,14 @@
 """Who is calling: an anonymous visitor (signed cookie), a script (bearer token) or nobody yet.
 
-- Cookie ``maskweb_id``: the user id signed with the app's secret (itsdangerous), HttpOnly, SameSite=Lax,
-  one year. Issued on the first request that needs an identity; a cookie with a bad signature is ignored
-  (the caller becomes a new visitor).
+- Cookie ``maskweb_id``: ``{"u": user id, "iat": issue time (Unix seconds)}`` signed with the app's secret
+  (itsdangerous), HttpOnly, SameSite=Lax, one year, ``Secure`` when configured or whenever the request came
+  over HTTPS (directly or as told by the proxy's ``X-Forwarded-Proto``). Issued on the first request that
+  needs an identity; a cookie with a bad signature is ignored (the caller becomes a new visitor).
+  ``POST /api/session/rotate`` issues a fresh cookie and refuses every cookie of that user issued before it
+  (``User.cookies_valid_after``): what to do when a cookie may have been copied.
 - ``Authorization: Bearer <token>``: a token from ``POST /api/tokens``; only its SHA-256 is stored. A bearer
-  header that does not match a token is a 401, never a silent fallback to the cookie.
+  header that does not match a token is a 401, never a silent fallback to the cookie. ``GET /api/tokens``
+  lists the caller's tokens, ``DELETE /api/tokens/<id>`` revokes one.
 - CSRF: a cookie-authenticated POST/PUT/PATCH/DELETE must send ``X-CSRF-Token`` equal to
   ``csrf_token(user_id)``, an HMAC of the user id under the secret (no storage). Bearer requests need none.
 """
@@ -14,15 +18,16 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import time
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from flask import Flask, Response, current_app, g, request
 from itsdangerous import BadSignature, URLSafeSerializer
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from backend.storage.models import ApiToken, User, new_id, utcnow
+from backend.storage.models import ApiToken, User, new_id, secret_digest, utcnow
 
 from .errors import ApiError
 from .limits import charge_new_identity
@@ -45,19 +50,47 @@ def _serializer(secret: str) -> URLSafeSerializer:
     return URLSafeSerializer(secret, salt="maskweb-identity")
 
 
-def sign_user_id(secret: str, user_id: str) -> str:
-    return _serializer(secret).dumps(user_id)
+def sign_user_id(secret: str, user_id: str, issued_at: float | None = None) -> str:
+    """The cookie value for ``user_id``, issued at ``issued_at`` (Unix seconds, default now)."""
+    issued = round(time.time() if issued_at is None else issued_at, 3)
+    return _serializer(secret).dumps({"u": user_id, "iat": issued})
 
 
-def unsign_user_id(secret: str, value: str | None) -> str | None:
-    """The user id in a cookie value, or None when missing or tampered with."""
+def read_cookie(secret: str, value: str | None) -> tuple[str, float] | None:
+    """``(user id, issue time)`` of a cookie value, or None when missing or tampered with. A cookie from
+    before issue times were recorded (a bare user id) counts as issued at 0."""
     if not value:
         return None
     try:
-        user_id = _serializer(secret).loads(value)
+        payload = _serializer(secret).loads(value)
     except BadSignature:
         return None
-    return user_id if isinstance(user_id, str) and len(user_id) == 32 else None
+    if isinstance(payload, str):
+        user_id, issued = payload, 0.0
+    elif isinstance(payload, dict) and isinstance(payload.get("iat"), int | float):
+        user_id, issued = payload.get("u"), float(payload["iat"])
+    else:
+        return None
+    return (user_id, issued) if isinstance(user_id, str) and len(user_id) == 32 else None
+
+
+def cookie_user(session: Session, secret: str, value: str | None) -> str | None:
+    """The user id of a valid cookie: signed by us and not issued before the user last rotated it."""
+    parsed = read_cookie(secret, value)
+    if parsed is None:
+        return None
+    user_id, issued = parsed
+    user = session.get(User, user_id)
+    if user is not None and user.cookies_valid_after is not None:
+        if issued < user.cookies_valid_after.timestamp():
+            return None
+    return user_id
+
+
+def unsign_user_id(secret: str, value: str | None) -> str | None:
+    """The user id in a cookie value, or None when missing or tampered with (no rotation check)."""
+    parsed = read_cookie(secret, value)
+    return parsed[0] if parsed else None
 
 
 def csrf_token(secret: str, user_id: str) -> str:
@@ -65,24 +98,40 @@ def csrf_token(secret: str, user_id: str) -> str:
     return hmac.new(secret.encode(), f"csrf:{user_id}".encode(), hashlib.sha256).hexdigest()
 
 
-def token_digest(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
 def new_api_token(session: Session, user_id: str) -> str:
     """Create and store (as SHA-256) a new bearer token for ``user_id``; returns the token, shown only once."""
     token = "mw_" + secrets.token_urlsafe(32)
-    session.add(ApiToken(user_id=user_id, token_sha256=token_digest(token)))
+    session.add(ApiToken(user_id=user_id, token_sha256=secret_digest(token)))
     return token
+
+
+def token_row(session: Session, token: str) -> ApiToken | None:
+    """The stored row of ``token`` (and marks it used), or None."""
+    row = session.scalar(select(ApiToken).where(ApiToken.token_sha256 == secret_digest(token)))
+    if row is not None:
+        row.last_used_at = utcnow()
+    return row
 
 
 def user_for_token(session: Session, token: str) -> str | None:
     """The user id owning ``token`` (and marks it used), or None."""
-    row = session.scalar(select(ApiToken).where(ApiToken.token_sha256 == token_digest(token)))
-    if row is None:
-        return None
-    row.last_used_at = utcnow()
-    return row.user_id
+    row = token_row(session, token)
+    return row.user_id if row is not None else None
+
+
+def list_api_tokens(session: Session, user_id: str) -> list[ApiToken]:
+    """The user's tokens, oldest first (their secrets are not stored, so not shown)."""
+    return list(session.scalars(select(ApiToken).where(ApiToken.user_id == user_id).order_by(ApiToken.id)))
+
+
+def revoke_api_token(session: Session, user_id: str, token_id: int) -> bool:
+    """Delete the user's token ``token_id``; False when there is none of that id for this user."""
+    row = session.get(ApiToken, token_id)
+    if row is None or row.user_id != user_id:
+        return False
+    session.delete(row)
+    session.flush()
+    return True
 
 
 def ensure_user(session: Session, user_id: str) -> None:
@@ -110,7 +159,9 @@ def resolve_caller(session: Session) -> Caller:
         return g.caller
     token = bearer_token()
     if token is not None:
-        user_id = user_for_token(session, token) if token else None
+        row = token_row(session, token) if token else None
+        user_id = row.user_id if row is not None else None
+        g.api_token_id = row.id if row is not None else None
         if user_id is None:
             raise ApiError(
                 401,
@@ -119,7 +170,7 @@ def resolve_caller(session: Session) -> Caller:
             )
         g.caller = Caller(user_id, "bearer")
     else:
-        user_id = unsign_user_id(secret(), request.cookies.get(COOKIE_NAME))
+        user_id = cookie_user(session, secret(), request.cookies.get(COOKIE_NAME))
         g.caller = Caller(user_id, "cookie" if user_id else None)
     return g.caller
 
@@ -160,17 +211,32 @@ def check_csrf(session: Session) -> None:
         )
 
 
+def request_is_https() -> bool:
+    """The browser reached us over HTTPS: directly, or through a proxy that says so. Only used to mark the
+    cookie ``Secure``: a client lying about it only keeps its own cookie off plain HTTP."""
+    return request.is_secure or request.headers.get("X-Forwarded-Proto", "").lower() == "https"
+
+
+def rotate_cookie(session: Session, user_id: str) -> None:
+    """Refuse every cookie of ``user_id`` issued so far; the response of this request carries a new one."""
+    now = time.time()
+    user = session.get(User, user_id)
+    user.cookies_valid_after = datetime.fromtimestamp(now, UTC)
+    g.cookie_issued_at = now + 0.001  # the new cookie's issue time: after the cut (rounded to ms)
+
+
 def set_identity_cookie(response: Response) -> Response:
-    """After a request that created an identity, send its signed cookie."""
+    """After a request that created an identity or rotated its cookie, send the signed cookie."""
     caller = g.get("caller")
-    if caller is not None and caller.via == "new":
+    rotated = g.get("cookie_issued_at")
+    if caller is not None and (caller.via == "new" or rotated is not None) and response.status_code < 400:
         response.set_cookie(
             COOKIE_NAME,
-            sign_user_id(secret(), caller.user_id),
+            sign_user_id(secret(), caller.user_id, rotated),
             max_age=int(COOKIE_MAX_AGE.total_seconds()),
             httponly=True,
             samesite="Lax",
-            secure=current_app.config.get("SESSION_COOKIE_SECURE", False),
+            secure=bool(current_app.config.get("SESSION_COOKIE_SECURE")) or request_is_https(),
             path="/",
         )
     return response

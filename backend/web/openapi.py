@@ -265,6 +265,73 @@ def _paths() -> dict:
                     "403": CSRF,
                     "429": RATE_LIMITED,
                 },
+            },
+            "get": {
+                "summary": "The caller's API tokens (their secrets are not stored, so not shown)",
+                "responses": {
+                    "200": _json(
+                        {
+                            "type": "object",
+                            "required": ["tokens"],
+                            "properties": {
+                                "tokens": {
+                                    "type": "array",
+                                    "items": {
+                                        "type": "object",
+                                        "required": ["id", "created_at", "last_used_at", "current"],
+                                        "properties": {
+                                            "id": {"type": "integer"},
+                                            "created_at": {"type": "string", "format": "date-time"},
+                                            "last_used_at": {
+                                                "type": ["string", "null"],
+                                                "format": "date-time",
+                                            },
+                                            "current": {
+                                                "type": "boolean",
+                                                "description": "the token this request was made with",
+                                            },
+                                        },
+                                    },
+                                }
+                            },
+                        },
+                        "The tokens, oldest first",
+                    ),
+                    "401": AUTH,
+                },
+            },
+        },
+        "/api/tokens/{token_id}": {
+            "parameters": [
+                {"name": "token_id", "in": "path", "required": True, "schema": {"type": "integer"}}
+            ],
+            "delete": {
+                "summary": "Revoke one of the caller's API tokens; requests with it get 401 from now on",
+                "responses": {
+                    "204": {"description": "Revoked"},
+                    "401": AUTH,
+                    "403": CSRF,
+                    "404": _error("No such token of the caller's."),
+                },
+            },
+        },
+        "/api/session/rotate": {
+            "post": {
+                "summary": "A new identity cookie for the same user; every cookie issued before it stops working",
+                "description": "For when a cookie may have been copied. Cookie callers only (with X-CSRF-Token).",
+                "responses": {
+                    "200": _json(
+                        {
+                            "type": "object",
+                            "required": ["user_id", "csrf_token"],
+                            "properties": {"user_id": {"type": "string"}, "csrf_token": {"type": "string"}},
+                        },
+                        "The same identity, in the new cookie set by this response",
+                    ),
+                    "400": _error("The caller is not identified by a cookie (`not_a_cookie`)."),
+                    "401": AUTH,
+                    "403": CSRF,
+                },
             }
         },
         "/api/openapi.json": {
@@ -492,16 +559,18 @@ def _paths() -> dict:
     }
 
 
-PUBLIC_PATHS = ("/api/status", "/api/openapi.json", "/api/tokens", "/api/shared/")
+PUBLIC_PATHS = ("/api/status", "/api/openapi.json", "/api/shared/")
+PUBLIC_OPERATIONS = {("/api/tokens", "post")}  # a caller with no credentials gets a new identity
 
 
 def _mark_public(paths: dict) -> dict:
     """Operations that need no identity (a share token in the path is the credential) say so."""
     for path, item in paths.items():
-        if path.startswith(PUBLIC_PATHS) or path in PUBLIC_PATHS:
-            for method, operation in item.items():
-                if method != "parameters":
-                    operation["security"] = []
+        for method, operation in item.items():
+            if method != "parameters" and (
+                path.startswith(PUBLIC_PATHS) or (path, method) in PUBLIC_OPERATIONS
+            ):
+                operation["security"] = []
     return paths
 
 

@@ -10,8 +10,11 @@ Protocol (docs/ARCHITECTURE.md):
 - the server then pushes ``job`` events (the same JSON) to room ``job:<id>``: the worker publishes them
   through the Redis message queue (``backend.jobs.events``);
 - emit ``unsubscribe`` with the same payload to leave the room;
-- when the owner revokes a share link (or deletes the job), sockets that followed the job through that link
-  leave its room and get a ``revoked`` event ``{"share_token": T}``.
+- when the owner revokes a share link (or deletes the job), every socket that followed the job through that
+  link leaves its room and gets a ``revoked`` event ``{"share_token": T}``: whatever else its subscribe
+  message carried (a ``job_id`` too), and also when it subscribed while the revocation was in flight (the
+  link is checked again after the socket is registered, so either the revocation finds it or it finds the
+  revocation).
 
 Note: ``job`` events come from the worker with the owner's file URLs (``/api/jobs/<id>/...``); a page
 following through a share link builds its URLs from ``/api/shared/<token>`` instead.
@@ -32,9 +35,9 @@ from flask_socketio import SocketIO, join_room, leave_room
 from backend.storage import repo
 from backend.storage.db import session_scope
 from backend.storage.files import check_job_id
-from backend.storage.models import ShareLink
+from backend.storage.models import secret_digest
 
-from .identity import COOKIE_NAME, unsign_user_id, user_for_token
+from .identity import COOKIE_NAME, cookie_user, user_for_token
 from .positions import positions_for
 
 socketio = SocketIO()
@@ -79,7 +82,7 @@ def on_connect(auth=None):
                 {"code": "not_found", "message": "This share link does not exist or was revoked."}
             )
         else:
-            user_id = unsign_user_id(current_app.config["SECRET_KEY"], request.cookies.get(COOKIE_NAME))
+            user_id = cookie_user(db, current_app.config["SECRET_KEY"], request.cookies.get(COOKIE_NAME))
     with _callers_lock:
         svc.socket_callers[request.sid] = SocketCaller(user_id)
 
@@ -89,8 +92,8 @@ def on_disconnect(*_args):
     svc = _services()
     with _callers_lock:
         svc.socket_callers.pop(request.sid, None)
-        for sids in svc.share_subscribers.values():
-            sids.discard(request.sid)
+        for subscribers in svc.share_subscribers.values():
+            subscribers.pop(request.sid, None)
 
 
 def _resolve(data) -> tuple[str | None, dict | None, str | None]:
@@ -131,26 +134,39 @@ def on_subscribe(data=None):
     room, job, error = _resolve(data)
     if error:
         return _error(error, _MESSAGES[error])
-    join_room(room)
-    if data.get("share_token") and not data.get("job_id"):
+    token = str(data["share_token"]) if data.get("share_token") else None
+    svc = _services()
+    if token is not None:
+        # Registered before joining and checked again after: a revocation that committed before the check is
+        # seen by it, and one that commits after it finds this socket in share_subscribers.
         with _callers_lock:
-            _services().share_subscribers.setdefault(str(data["share_token"]), set()).add(request.sid)
+            svc.share_subscribers.setdefault(secret_digest(token), {})[request.sid] = token
+    join_room(room)
+    if token is not None:
+        with session_scope(svc.engine) as db:
+            still_live = repo.shared_job(db, token) is not None
+        if not still_live:
+            leave_room(room)
+            with _callers_lock:
+                svc.share_subscribers.get(secret_digest(token), {}).pop(request.sid, None)
+            return _error("not_found", _MESSAGES["not_found"])
     return {"ok": True, "job": job}
 
 
-def drop_share_subscribers(svc, tokens: list[str], job_id: str, owner_id: str) -> None:
-    """After share links were revoked: take the sockets that followed the job through them out of its room
-    and tell them with a ``revoked`` event ``{"share_token": T}``. Sockets of the owner stay.
+def drop_share_subscribers(svc, links: list[str], job_id: str, owner_id: str) -> None:
+    """After share links were revoked (``links``: their ``token_sha256``): take every socket that followed the
+    job through them out of its room and tell it with a ``revoked`` event ``{"share_token": T}``. The owner's
+    own sockets stay.
 
     Covers the sockets of this web process (the deployment runs one; see ``wsgi.py``).
     """
     server = socketio.server
     if server is None:
         return
-    for token in tokens:
+    for digest in links:
         with _callers_lock:
-            sids = svc.share_subscribers.pop(token, set())
-        for sid in sids:
+            subscribers = svc.share_subscribers.pop(digest, {})
+        for sid, token in subscribers.items():
             caller = svc.socket_callers.get(sid)
             if caller is not None and caller.user_id == owner_id:
                 continue
@@ -168,7 +184,7 @@ def on_unsubscribe(data=None):
     job_id = data.get("job_id")
     if not job_id and data.get("share_token"):
         with session_scope(svc.engine) as db:
-            link = db.get(ShareLink, str(data["share_token"])[:64])
+            link = repo.share_link(db, str(data["share_token"]))
             job_id = link.job_id if link is not None else None
     try:
         check_job_id(str(job_id))

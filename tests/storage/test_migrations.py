@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -43,3 +45,42 @@ def test_migrations_match_the_models(engine):
         )
         diff = compare_metadata(context, Base.metadata)
     assert diff == []
+
+
+def test_upgrading_hashes_the_share_tokens_already_stored_and_their_links_keep_working(database_url):
+    """0002: a link made before the upgrade still opens its job, and no token is left in the database."""
+    from sqlalchemy import text
+
+    from backend.storage import repo
+    from backend.storage.db import session_scope
+
+    command.downgrade(alembic_config(database_url), "base")
+    migrate(database_url, "0001_initial")
+    engine = make_engine(database_url)
+    token = "t" * 43
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                text("INSERT INTO users (id, created_at) VALUES (:u, CURRENT_TIMESTAMP)"), {"u": "u" * 32}
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO jobs (id, user_id, state, progress, filename, created_at, attempts, "
+                    "cancel_requested) VALUES (:j, :u, 'done', 1.0, 'a.png', CURRENT_TIMESTAMP, 1, false)"
+                ),
+                {"j": "j" * 32, "u": "u" * 32},
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO share_links (token, job_id, created_at) VALUES (:t, :j, CURRENT_TIMESTAMP)"
+                ),
+                {"t": token, "j": "j" * 32},
+            )
+        migrate(database_url)
+        with session_scope(engine) as db:
+            assert repo.shared_job(db, token).id == "j" * 32
+        with engine.connect() as conn:
+            stored = conn.execute(text("SELECT token_sha256 FROM share_links")).scalars().all()
+        assert stored == [hashlib.sha256(token.encode()).hexdigest()]
+    finally:
+        engine.dispose()

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import select
 
 from backend.storage import repo
 from backend.storage.db import session_scope
@@ -101,15 +103,18 @@ def test_share_links_resolve_until_revoked(engine):
         job = _job(db, _user(db), DONE)
         first = repo.create_share_link(db, job)
         second = repo.create_share_link(db, job)
-        assert len(first.token) >= 43  # 32 random bytes, base64url
-        assert first.token != second.token
-        assert repo.shared_job(db, first.token).id == job.id
+        assert len(first) >= 43  # 32 random bytes, base64url
+        assert first != second
+        assert repo.shared_job(db, first).id == job.id
         assert repo.shared_job(db, "nope") is None
         assert repo.revoke_share_links(db, job.id) == 2
     with session_scope(engine) as db:
-        assert repo.shared_job(db, first.token) is None
-        assert repo.shared_job(db, second.token) is None
-        assert db.get(ShareLink, first.token).revoked_at is not None
+        assert repo.shared_job(db, first) is None
+        assert repo.shared_job(db, second) is None
+        assert repo.share_link(db, first).revoked_at is not None
+        # the database holds digests only: a copy of it opens no link
+        stored = {link.token_sha256 for link in db.scalars(select(ShareLink))}
+        assert stored == {hashlib.sha256(t.encode()).hexdigest() for t in (first, second)}
 
 
 def test_owned_job_hides_other_users_jobs(engine):

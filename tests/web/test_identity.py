@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import time
 
 from sqlalchemy import select
 from webtools import Visitor, png
@@ -106,3 +107,63 @@ def test_the_cookie_is_secure_when_configured(settings, queue):
     settings.cookie_secure = True
     app = create_app(settings, submit=queue.submit, cancel=queue.cancel)
     assert "Secure" in app.test_client().get("/api/session").headers["Set-Cookie"]
+
+
+def test_api_tokens_can_be_listed_and_revoked_by_their_owner_only(app, visitor, script):
+    second = visitor.post("/api/tokens").get_json()["token"]
+    bearer = {"Authorization": f"Bearer {second}"}
+    listed = visitor.client.get("/api/tokens", headers=bearer).get_json()["tokens"]
+    assert [t["current"] for t in listed] == [True]
+    assert listed[0]["created_at"] and listed[0]["last_used_at"] and "token" not in listed[0]
+    token_id = listed[0]["id"]
+    mine = visitor.get("/api/tokens").get_json()["tokens"]
+    assert [t["id"] for t in mine] == [token_id] and mine[0]["current"] is False
+
+    # another user's token cannot be seen or revoked (the same 404 as for no such token)
+    assert script.get("/api/tokens").get_json()["tokens"][0]["id"] != token_id
+    assert script.delete(f"/api/tokens/{token_id}").status_code == 404
+    assert visitor.client.get("/api/jobs", headers=bearer).status_code == 200
+
+    assert visitor.delete(f"/api/tokens/{token_id}").status_code == 204
+    response = visitor.client.get("/api/jobs", headers=bearer)
+    assert response.status_code == 401 and response.get_json()["error"]["code"] == "invalid_token"
+    assert visitor.get("/api/tokens").get_json()["tokens"] == []
+    assert app.test_client().get("/api/tokens").status_code == 401  # nobody: nothing to list
+
+
+def test_the_identity_cookie_carries_its_issue_time(app):
+    from itsdangerous import URLSafeSerializer
+
+    before = time.time()
+    client = app.test_client()
+    user_id = client.get("/api/session").get_json()["user_id"]
+    value = client.get_cookie("maskweb_id").value
+    payload = URLSafeSerializer("test-secret-key", salt="maskweb-identity").loads(value)
+    assert payload["u"] == user_id and before - 1 <= payload["iat"] <= time.time() + 1
+
+
+def test_rotating_the_cookie_keeps_the_user_and_refuses_every_older_cookie(app, visitor):
+    (job,) = visitor.upload(png())
+    old = visitor.client.get_cookie("maskweb_id").value
+    response = visitor.post("/api/session/rotate")
+    assert response.status_code == 200 and response.get_json()["user_id"] == visitor.user_id
+    new = visitor.client.get_cookie("maskweb_id").value
+    assert new != old
+    assert visitor.get(f"/api/jobs/{job['id']}").status_code == 200  # the new cookie works
+
+    thief = app.test_client()
+    thief.set_cookie("maskweb_id", old)
+    assert thief.get(f"/api/jobs/{job['id']}").status_code == 404
+    assert thief.get("/api/session").get_json()["user_id"] != visitor.user_id  # a new visitor, not the user
+
+    for headers in ({}, {"X-CSRF-Token": "wrong"}):  # rotation is state-changing: CSRF applies
+        assert visitor.client.post("/api/session/rotate", headers=headers).status_code == 403
+
+
+def test_the_cookie_is_secure_whenever_the_request_came_over_https(app):
+    direct = app.test_client().get("/api/session", base_url="https://maskweb.example")
+    assert "Secure" in direct.headers["Set-Cookie"]
+    proxied = app.test_client().get("/api/session", headers={"X-Forwarded-Proto": "https"})
+    assert "Secure" in proxied.headers["Set-Cookie"]
+    plain = app.test_client().get("/api/session")
+    assert "Secure" not in plain.headers["Set-Cookie"]

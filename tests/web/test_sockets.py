@@ -165,3 +165,52 @@ def test_revoking_a_link_stops_its_live_events(server, redis_settings):
     assert viewer.events.get(timeout=EVENT_TIMEOUT_S) == {"id": second["id"], "state": "done"}
     assert viewer.events.empty()
     assert watching_owner.events.get(timeout=EVENT_TIMEOUT_S) == {"id": first["id"], "state": "done"}
+
+
+def test_revoking_evicts_a_socket_that_sent_a_job_id_along_with_the_share_token(server, redis_settings):
+    owner = Visitor(server)
+    (job,) = owner.upload(png())
+    share = owner.post(f"/api/jobs/{job['id']}/share").get_json()["token"]
+    viewer = server.connect()
+    ack = viewer.call("subscribe", {"share_token": share, "job_id": job["id"]}, timeout=EVENT_TIMEOUT_S)
+    assert ack["ok"] is True
+
+    owner.delete(f"/api/jobs/{job['id']}/share")
+    assert viewer.revoked.get(timeout=EVENT_TIMEOUT_S) == {"share_token": share}
+    _only_the_marker_arrives(viewer, redis_settings, owner, job["id"])
+
+
+def test_a_socket_subscribing_while_the_link_is_revoked_gets_no_further_event(
+    server, redis_settings, monkeypatch
+):
+    """The revocation commits and evicts the link's sockets between the subscription's access check and its
+    joining the room: the subscription must not survive it."""
+    from backend.web import sockets
+
+    owner = Visitor(server)
+    (job,) = owner.upload(png())
+    share = owner.post(f"/api/jobs/{job['id']}/share").get_json()["token"]
+    resolve = sockets._resolve
+
+    def resolve_then_revoke(data):
+        answer = resolve(data)
+        assert owner.delete(f"/api/jobs/{job['id']}/share").status_code == 200
+        return answer
+
+    monkeypatch.setattr(sockets, "_resolve", resolve_then_revoke)
+    viewer = server.connect()
+    ack = viewer.call("subscribe", {"share_token": share}, timeout=EVENT_TIMEOUT_S)
+    assert ack["ok"] is False and ack["error"]["code"] == "not_found"
+    _only_the_marker_arrives(viewer, redis_settings, owner, job["id"])
+
+
+def _only_the_marker_arrives(viewer, redis_settings, owner, revoked_job_id: str) -> None:
+    """Publish an event for the revoked job, then one for a job the viewer may follow: events go through one
+    channel in order, so the second arriving alone proves the first never will."""
+    (marker,) = owner.upload(png())
+    marker_share = owner.post(f"/api/jobs/{marker['id']}/share").get_json()["token"]
+    assert viewer.call("subscribe", {"share_token": marker_share}, timeout=EVENT_TIMEOUT_S)["ok"]
+    publish(redis_settings.redis_url, {"id": revoked_job_id, "state": "done"})
+    publish(redis_settings.redis_url, {"id": marker["id"], "state": "done"})
+    assert viewer.events.get(timeout=EVENT_TIMEOUT_S) == {"id": marker["id"], "state": "done"}
+    assert viewer.events.empty()
