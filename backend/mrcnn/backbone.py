@@ -2,7 +2,8 @@
 
 ``resnet_features(image, architecture)`` maps the molded image [B, H, W, 3] to the stage outputs C2..C5
 ([B, H/4, W/4, 256], [B, H/8, W/8, 512], [B, H/16, W/16, 1024], [B, H/32, W/32, 2048]).
-BatchNormalization runs in inference mode with Keras' default epsilon 1e-3, as matterport's does.
+Every BatchNormalization is frozen (inference statistics, Keras' default epsilon 1e-3, as matterport's) and
+folded into the convolution before it (``LayerBank.conv_bn``).
 """
 
 from __future__ import annotations
@@ -12,25 +13,18 @@ from keras import layers
 STAGE4_BLOCKS = {"resnet50": 5, "resnet101": 22}
 
 
-def batch_norm(bank, name: str) -> layers.BatchNormalization:
-    return bank(layers.BatchNormalization, epsilon=1e-3, name=name)
-
-
 def _bottleneck(bank, x, filters, stage: int, block: str, strides: int | None):
     """One bottleneck block; ``strides`` None = identity block, else a projection shortcut with that stride."""
     f1, f2, f3 = filters
     conv, bn = f"res{stage}{block}_branch", f"bn{stage}{block}_branch"
-    y = bank(layers.Conv2D, f1, 1, strides=strides or 1, name=conv + "2a")(x)
-    y = layers.Activation("relu")(batch_norm(bank, bn + "2a")(y, training=False))
-    y = bank(layers.Conv2D, f2, 3, padding="same", name=conv + "2b")(y)
-    y = layers.Activation("relu")(batch_norm(bank, bn + "2b")(y, training=False))
-    y = bank(layers.Conv2D, f3, 1, name=conv + "2c")(y)
-    y = batch_norm(bank, bn + "2c")(y, training=False)
+    y = bank.conv_bn(x, f1, 1, conv + "2a", bn + "2a", strides=strides or 1)
+    y = layers.Activation("relu")(y)
+    y = layers.Activation("relu")(bank.conv_bn(y, f2, 3, conv + "2b", bn + "2b", padding="same"))
+    y = bank.conv_bn(y, f3, 1, conv + "2c", bn + "2c")
     if strides is None:
         shortcut = x
     else:
-        shortcut = bank(layers.Conv2D, f3, 1, strides=strides, name=conv + "1")(x)
-        shortcut = batch_norm(bank, bn + "1")(shortcut, training=False)
+        shortcut = bank.conv_bn(x, f3, 1, conv + "1", bn + "1", strides=strides)
     return layers.Activation("relu", name=f"res{stage}{block}_out")(layers.Add()([y, shortcut]))
 
 
@@ -49,8 +43,7 @@ def resnet_features(bank, image, architecture: str):
     if architecture not in STAGE4_BLOCKS:
         raise ValueError(f"backbone must be one of {sorted(STAGE4_BLOCKS)}, got {architecture!r}")
     x = layers.ZeroPadding2D(3)(image)
-    x = bank(layers.Conv2D, 64, 7, strides=2, name="conv1")(x)
-    x = layers.Activation("relu")(batch_norm(bank, "bn_conv1")(x, training=False))
+    x = layers.Activation("relu")(bank.conv_bn(x, 64, 7, "conv1", "bn_conv1", strides=2))
     x = layers.MaxPooling2D(3, strides=2, padding="same")(x)
     c2 = _stage(bank, x, (64, 64, 256), 2, 3, strides=1)
     c3 = _stage(bank, c2, (128, 128, 512), 3, 4, strides=2)

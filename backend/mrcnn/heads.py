@@ -5,13 +5,13 @@ into the batch axis (what Keras-2 ``TimeDistributed`` did, whose names the weigh
   - ``classifier_head`` -> mrcnn_class_logits [B, N, K], mrcnn_class (softmax) [B, N, K],
     mrcnn_bbox [B, N, K, 4] deltas (dy, dx, log dh, log dw) before BBOX_STD_DEV; K = NUM_CLASSES.
   - ``mask_head`` -> mrcnn_mask [B, N, 2*pool, 2*pool, K], per-class sigmoid masks.
+The layers that produce scores, deltas and mask probabilities always compute in float32 (they are small); the
+convolutions before them follow the model's precision (see ``model.MaskRCNN``).
 """
 
 from __future__ import annotations
 
 from keras import layers, ops
-
-from backend.mrcnn.backbone import batch_norm
 
 
 def _fold(x):
@@ -24,14 +24,13 @@ def _unfold(x, batch, count):
 
 def classifier_head(bank, crops, num_classes: int, fc_size: int):
     batch, count, pool = crops.shape[0], crops.shape[1], crops.shape[2]
-    x = bank(layers.Conv2D, fc_size, pool, padding="valid", name="mrcnn_class_conv1")(_fold(crops))
-    x = layers.Activation("relu")(batch_norm(bank, "mrcnn_class_bn1")(x, training=False))
-    x = bank(layers.Conv2D, fc_size, 1, name="mrcnn_class_conv2")(x)
-    x = layers.Activation("relu")(batch_norm(bank, "mrcnn_class_bn2")(x, training=False))
+    x = bank.conv_bn(_fold(crops), fc_size, pool, "mrcnn_class_conv1", "mrcnn_class_bn1", padding="valid")
+    x = layers.Activation("relu")(x)
+    x = layers.Activation("relu")(bank.conv_bn(x, fc_size, 1, "mrcnn_class_conv2", "mrcnn_class_bn2"))
     shared = ops.reshape(x, (-1, fc_size))
-    logits = bank(layers.Dense, num_classes, name="mrcnn_class_logits")(shared)
-    probs = layers.Activation("softmax", name="mrcnn_class")(logits)
-    deltas = bank(layers.Dense, num_classes * 4, name="mrcnn_bbox_fc")(shared)
+    logits = bank(layers.Dense, num_classes, name="mrcnn_class_logits", dtype="float32")(shared)
+    probs = layers.Activation("softmax", name="mrcnn_class", dtype="float32")(logits)
+    deltas = bank(layers.Dense, num_classes * 4, name="mrcnn_bbox_fc", dtype="float32")(shared)
     return (
         _unfold(logits, batch, count),
         _unfold(probs, batch, count),
@@ -43,8 +42,8 @@ def mask_head(bank, crops, num_classes: int):
     batch, count = crops.shape[0], crops.shape[1]
     x = _fold(crops)
     for i in range(1, 5):
-        x = bank(layers.Conv2D, 256, 3, padding="same", name=f"mrcnn_mask_conv{i}")(x)
-        x = layers.Activation("relu")(batch_norm(bank, f"mrcnn_mask_bn{i}")(x, training=False))
+        x = bank.conv_bn(x, 256, 3, f"mrcnn_mask_conv{i}", f"mrcnn_mask_bn{i}", padding="same")
+        x = layers.Activation("relu")(x)
     x = bank(layers.Conv2DTranspose, 256, 2, strides=2, activation="relu", name="mrcnn_mask_deconv")(x)
-    x = bank(layers.Conv2D, num_classes, 1, activation="sigmoid", name="mrcnn_mask")(x)
+    x = bank(layers.Conv2D, num_classes, 1, activation="sigmoid", name="mrcnn_mask", dtype="float32")(x)
     return _unfold(x, batch, count)

@@ -1,4 +1,4 @@
-"""Pre- and post-processing around the network: molding images in, unmolding detections out.
+"""Pre-processing before the network: molding images in (unmolding detections out is ``detections.py``).
 
 Molding follows matterport's ``utils.resize_image`` + ``mold_image``: scale so the short side reaches
 IMAGE_MIN_DIM without the long side passing IMAGE_MAX_DIM ("square" mode; see ``resize_image`` for the others),
@@ -15,8 +15,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-
-from backend.mrcnn.anchors import denormalize_boxes, normalize_boxes
 
 
 def as_rgb(image) -> np.ndarray:
@@ -169,50 +167,3 @@ def mold_image(image, config):
     molded = (resized.astype(np.float32) - np.asarray(config.MEAN_PIXEL, dtype=np.float64)).astype(np.float32)
     meta = compose_image_meta(0, rgb.shape, molded.shape, window, scale, np.zeros(config.NUM_CLASSES))
     return molded, meta, Molding(tuple(rgb.shape), tuple(molded.shape), tuple(int(v) for v in window), scale)
-
-
-def unmold_mask(mask, box, image_hw) -> np.ndarray:
-    """A [h, w] float mask of a box (y1, x1, y2, x2 pixels) -> bool [H, W] full-image mask at threshold 0.5."""
-    y1, x1, y2, x2 = (int(v) for v in box)
-    full = np.zeros(image_hw, dtype=bool)
-    if y2 <= y1 or x2 <= x1:
-        return full
-    resized = resize_bilinear(np.asarray(mask, dtype=np.float32), y2 - y1, x2 - x1).astype(np.float32) >= 0.5
-    # the box may reach past the image (matterport slices, which silently clips); keep only the inside part
-    h, w = image_hw
-    oy1, ox1 = max(y1, 0), max(x1, 0)
-    oy2, ox2 = min(y2, h), min(x2, w)
-    if oy2 > oy1 and ox2 > ox1:
-        full[oy1:oy2, ox1:ox2] = resized[oy1 - y1 : oy2 - y1, ox1 - x1 : ox2 - x1]
-    return full
-
-
-def unmold_detections(detections, mrcnn_mask, original_shape, molded_shape, window) -> dict[str, np.ndarray]:
-    """matterport's result dict for one image from the network's rows.
-
-    detections [D, 6] (normalised y1, x1, y2, x2, class_id, score; zero rows pad), mrcnn_mask [D, h, w, K],
-    window (y1, x1, y2, x2) pixels in the molded image. Returns rois int32 [N, 4] (original-image pixels,
-    y2/x2 exclusive), class_ids int32 [N], scores float32 [N], masks bool [H, W, N]; boxes that come out
-    empty are dropped, as matterport does.
-    """
-    detections = np.asarray(detections)
-    zero = np.where(detections[:, 4] == 0)[0]
-    n = int(zero[0]) if zero.size else detections.shape[0]
-    boxes = detections[:n, :4]
-    class_ids = detections[:n, 4].astype(np.int32)
-    scores = detections[:n, 5].astype(np.float32)
-    masks = np.asarray(mrcnn_mask)[np.arange(n), :, :, class_ids]
-
-    wy1, wx1, wy2, wx2 = normalize_boxes(np.asarray(window, dtype=np.float64), molded_shape[:2])
-    shift = np.array([wy1, wx1, wy1, wx1])
-    scale = np.array([wy2 - wy1, wx2 - wx1, wy2 - wy1, wx2 - wx1])
-    rois = denormalize_boxes((boxes - shift) / scale, original_shape[:2])
-
-    nonempty = (rois[:, 2] - rois[:, 0]) * (rois[:, 3] - rois[:, 1]) > 0
-    rois, class_ids, scores, masks = rois[nonempty], class_ids[nonempty], scores[nonempty], masks[nonempty]
-    hw = tuple(int(v) for v in original_shape[:2])
-    if len(rois):
-        full = np.stack([unmold_mask(m, box, hw) for m, box in zip(masks, rois, strict=True)], axis=-1)
-    else:
-        full = np.zeros((*hw, 0), dtype=bool)
-    return {"rois": rois.astype(np.int32), "class_ids": class_ids, "scores": scores, "masks": full}

@@ -14,16 +14,22 @@ import numpy as np
 
 from backend.mrcnn import weights_io
 from backend.mrcnn.anchors import pyramid_anchors
+from backend.mrcnn.compiled import compiled_call
 from backend.mrcnn.config import Config
-from backend.mrcnn.imaging import mold_image, unmold_detections
+from backend.mrcnn.detections import Detections
+from backend.mrcnn.imaging import mold_image
 from backend.mrcnn.layer_bank import LayerBank
+from backend.mrcnn.precision import Precision
+from backend.mrcnn.precision import resolve as resolve_precision
 
 # names accepted by run_graph(): matterport's tensor names, plus plain-word aliases
 GRAPH_OUTPUTS = (
     "C2", "C3", "C4", "C5", "P2", "P3", "P4", "P5", "P6",
     "rpn_class_logits", "rpn_class", "rpn_bbox", "rpn_rois",
-    "mrcnn_class_logits", "mrcnn_class", "mrcnn_bbox", "detections", "mrcnn_mask",
+    "mrcnn_class_logits", "mrcnn_class", "mrcnn_bbox", "detections", "mrcnn_mask", "class_masks",
 )  # fmt: skip
+MASK_OUTPUTS = ("mrcnn_mask", "class_masks")  # computed by the mask graph, on the detections' bucket
+MASK_BUCKET_MIN = 8
 ALIASES = {
     "proposals": "rpn_rois",
     "class_probs": "mrcnn_class",
@@ -34,23 +40,51 @@ ALIASES = {
 
 
 class _Network:
-    """The Keras layers of Mask R-CNN (created once, in a LayerBank) and a graph per molded image shape.
+    """The Keras layers of Mask R-CNN (created once, in a LayerBank) and the graphs wired from them.
 
-    Each graph is wired from the same weighted layers with every shape static, as XLA needs.
+    Two graphs per molded image shape, every shape static as XLA needs:
+      - the detector: image, image_meta, anchors -> backbone, FPN, RPN, proposals, class/box head, detections
+        (and every named tensor on the way, see GRAPH_OUTPUTS);
+      - the mask graph, one per bucket of ``count`` detections: P2..P5, boxes [B, count, 4] (normalised y1, x1,
+        y2, x2), class ids [B, count], image_meta -> RoIAlign and the mask head, ``mrcnn_mask`` [B, count, mh,
+        mw, K] and ``class_masks`` [B, count, mh, mw] (each row's own class).
+    Layers are created under ``precision.policy`` (float32 or mixed_bfloat16); those that decide detections pin
+    float32 themselves.
     """
 
-    def __init__(self, config: Config):
+    def __init__(self, config: Config, precision: Precision, fold_batch_norms: bool = True):
         import keras
 
         self.config = config
-        self.bank = LayerBank()
+        self.precision = precision
+        self.bank = LayerBank(fold_batch_norms)
         self.graphs: dict[tuple[int, int, int], keras.Model] = {}
-        # wiring one graph creates the layers, so the weights can be listed and loaded before any image comes
+        self.mask_graphs: dict[tuple, keras.Model] = {}
+        # wiring the graphs creates the layers, so the weights can be listed and loaded before any image comes
         h, w, channels = config.IMAGE_SHAPE
-        self.graph((-(-h // 64) * 64, -(-w // 64) * 64, channels))
+        shape = (-(-h // 64) * 64, -(-w // 64) * 64, channels)
+        self.graph(shape)
+        self.mask_graph(shape, mask_buckets(config.DETECTION_MAX_INSTANCES)[0])
+
+    def _wiring(self):
+        """Context in which new layers take the model's dtype policy (Keras reads it when a layer is made)."""
+        import contextlib
+
+        import keras
+
+        @contextlib.contextmanager
+        def policy():
+            before = keras.config.dtype_policy()
+            keras.config.set_dtype_policy(self.precision.policy)
+            try:
+                yield
+            finally:
+                keras.config.set_dtype_policy(before)
+
+        return policy()
 
     def graph(self, image_shape):
-        """The model for molded images of ``image_shape`` (H, W, C); H and W must be multiples of 64."""
+        """The detector for molded images of ``image_shape`` (H, W, C); H and W must be multiples of 64."""
         import keras
 
         image_shape = tuple(int(v) for v in image_shape)
@@ -68,8 +102,34 @@ class _Network:
                 keras.Input(shape=(c.IMAGE_META_SIZE,), batch_size=c.BATCH_SIZE, name="input_image_meta"),
                 keras.Input(shape=(num_anchors, 4), batch_size=c.BATCH_SIZE, name="input_anchors"),
             ]
-            self.graphs[image_shape] = keras.Model(inputs, self._wire(*inputs), name="mask_rcnn")
+            with self._wiring():
+                self.graphs[image_shape] = keras.Model(inputs, self._wire(*inputs), name="mask_rcnn")
         return self.graphs[image_shape]
+
+    def mask_graph(self, image_shape, count: int):
+        """The mask graph for ``count`` detections per image of molded ``image_shape``."""
+        import keras
+
+        key = (tuple(int(v) for v in image_shape), int(count))
+        if key not in self.mask_graphs:
+            c, detector = self.config, self.graph(key[0])
+            maps = [
+                keras.Input(
+                    batch_shape=detector.output[name].shape, dtype=detector.output[name].dtype, name=name
+                )
+                for name in ("P2", "P3", "P4", "P5")
+            ]
+            boxes = keras.Input(shape=(count, 4), batch_size=c.BATCH_SIZE, name="input_boxes")
+            class_ids = keras.Input(
+                shape=(count,), batch_size=c.BATCH_SIZE, dtype="int32", name="input_class_ids"
+            )
+            meta = keras.Input(shape=(c.IMAGE_META_SIZE,), batch_size=c.BATCH_SIZE, name="input_image_meta")
+            inputs = [*maps, boxes, class_ids, meta]
+            with self._wiring():
+                self.mask_graphs[key] = keras.Model(
+                    inputs, self._wire_masks(maps, boxes, class_ids, meta), name="mask_rcnn_masks"
+                )
+        return self.mask_graphs[key]
 
     def _wire(self, image, image_meta, anchors):
         from keras import layers
@@ -77,7 +137,7 @@ class _Network:
         from backend.mrcnn.backbone import resnet_features
         from backend.mrcnn.detection import DetectionLayer
         from backend.mrcnn.fpn import pyramid
-        from backend.mrcnn.heads import classifier_head, mask_head
+        from backend.mrcnn.heads import classifier_head
         from backend.mrcnn.roi_align import PyramidRoIAlign
         from backend.mrcnn.rpn import ProposalLayer, rpn_head
 
@@ -94,14 +154,16 @@ class _Network:
         )
         per_level = [head(p) for p in levels]
         for i, name in enumerate(("rpn_class_logits", "rpn_class", "rpn_bbox")):
-            out[name] = layers.Concatenate(axis=1, name=name)([level[i] for level in per_level])
+            out[name] = layers.Concatenate(axis=1, name=name, dtype="float32")(
+                [level[i] for level in per_level]
+            )
         out["rpn_rois"] = ProposalLayer(
-            c.POST_NMS_ROIS_INFERENCE, c.RPN_NMS_THRESHOLD, c.PRE_NMS_LIMIT, c.RPN_BBOX_STD_DEV, name="ROI"
-        )(out["rpn_class"], out["rpn_bbox"], anchors)
+            c.POST_NMS_ROIS_INFERENCE, c.RPN_NMS_THRESHOLD, c.PRE_NMS_LIMIT, c.RPN_BBOX_STD_DEV, name="ROI",
+            dtype="float32",
+        )(out["rpn_class"], out["rpn_bbox"], anchors)  # fmt: skip
         # 3. RoIAlign + class/box head, detections
-        head_maps = levels[:4]
-        crops = PyramidRoIAlign(c.POOL_SIZE, name="roi_align_classifier")(
-            out["rpn_rois"], image_meta, head_maps
+        crops = PyramidRoIAlign(c.POOL_SIZE, name="roi_align_classifier", dtype="float32")(
+            out["rpn_rois"], image_meta, levels[:4]
         )
         out["mrcnn_class_logits"], out["mrcnn_class"], out["mrcnn_bbox"] = classifier_head(
             bank, crops, c.NUM_CLASSES, c.FPN_CLASSIF_FC_LAYERS_SIZE
@@ -113,13 +175,25 @@ class _Network:
             c.DETECTION_NMS_THRESHOLD,
             c.BBOX_STD_DEV,
             name="mrcnn_detection",
+            dtype="float32",
         )(out["rpn_rois"], out["mrcnn_class"], out["mrcnn_bbox"], image_meta)
-        # 4. RoIAlign + mask head on the detections
-        mask_crops = PyramidRoIAlign(c.MASK_POOL_SIZE, name="roi_align_mask")(
-            out["detections"][..., :4], image_meta, head_maps
-        )
-        out["mrcnn_mask"] = mask_head(bank, mask_crops, c.NUM_CLASSES)
         return out
+
+    def _wire_masks(self, maps, boxes, class_ids, image_meta):
+        from keras import ops
+
+        from backend.mrcnn.heads import mask_head
+        from backend.mrcnn.roi_align import PyramidRoIAlign
+
+        c = self.config
+        # 4. RoIAlign + mask head on the detections
+        crops = PyramidRoIAlign(c.MASK_POOL_SIZE, name="roi_align_mask", dtype="float32")(
+            boxes, image_meta, maps
+        )
+        masks = mask_head(self.bank, crops, c.NUM_CLASSES)
+        # each row's own class: a one-hot sum is exact (x * 1 plus zeros) and has static shapes on every backend
+        one_hot = ops.one_hot(class_ids, c.NUM_CLASSES, dtype=masks.dtype)[:, :, None, None, :]
+        return {"mrcnn_mask": masks, "class_masks": ops.sum(masks * one_hot, axis=-1)}
 
     def weighted_layers(self):
         """{file layer name: {weight key: variable}}; the nested RPN model counts as one layer, as in the file."""
@@ -134,6 +208,19 @@ class _Network:
             if variables:
                 found[layer.name] = variables
         return found
+
+
+def mask_buckets(max_instances: int) -> tuple[int, ...]:
+    """The detection counts the mask graph is compiled for: 8, 16, 32, ... below ``max_instances``, then it.
+
+    An image's masks run in the smallest bucket that holds its detections, so the mask head's work follows
+    the objects (at most 2x the real count, 8 rows at least) while a handful of compiled graphs serve all.
+    """
+    sizes, n = [], MASK_BUCKET_MIN
+    while n < max_instances:
+        sizes.append(n)
+        n *= 2
+    return (*sizes, int(max_instances))
 
 
 def _full_float32_on_jax() -> None:
@@ -157,18 +244,28 @@ def _full_float32_on_jax() -> None:
 class MaskRCNN:
     """Mask R-CNN inference on any Keras 3 backend with kernels (TensorFlow by default, JAX).
 
-    ``detect(images)`` takes any number of images (HxW, HxWx1, HxWx3, HxWx4; uint8 or float 0..255) and
-    returns one dict per image: rois int32 [N, 4] (y1, x1, y2, x2 original pixels), class_ids int32 [N],
-    scores float32 [N], masks bool [H, W, N].
+    ``precision``: "exact" (float32, matterport's results), "fast" (bfloat16 convolutions where the hardware
+    has them) or None/"auto" (the device's default); see ``backend.mrcnn.precision``.
+    ``fold_batch_norms``: fold each frozen BatchNorm into its convolution (default); False keeps them as separate
+    layers, only to measure what folding saves.
+
+    ``detect_instances(images)`` -> one ``Detections`` per image (typed; boxes (x1, y1, x2, y2) pixels, per-box
+    masks). ``detect(images)`` -> matterport's dicts: rois int32 [N, 4] (y1, x1, y2, x2 original pixels),
+    class_ids int32 [N], scores float32 [N], masks bool [H, W, N]. Both take any number of images (HxW, HxWx1,
+    HxWx3, HxWx4; uint8 or float 0..255) of any sizes.
     """
 
-    def __init__(self, config: Config):
+    def __init__(self, config: Config, precision: str | None = "exact", fold_batch_norms: bool = True):
         if not isinstance(config, Config):
             raise TypeError(f"MaskRCNN needs a backend.mrcnn.Config, got {type(config).__name__}")
         self.config = config
+        self.precision = resolve_precision(precision)
         _full_float32_on_jax()
-        self._network = _Network(config)
-        self._runners = {}
+        self._network = _Network(config, self.precision, fold_batch_norms)
+        self._compiled = {}
+        self.mask_buckets = mask_buckets(config.DETECTION_MAX_INSTANCES)
+        # convolutions whose variables hold unfolded values (all of them until weights are loaded or a run folds)
+        self._unfolded = set(self._network.bank.batch_norm_of) if fold_batch_norms else set()
 
     # ---- weights ----
     def weight_shapes(self) -> dict[str, list[tuple[int, ...]]]:
@@ -194,18 +291,35 @@ class MaskRCNN:
         ``exclude``: layer names, regexes (full match) or "heads" (mrcnn_class_logits, mrcnn_bbox_fc,
         mrcnn_mask) to skip, e.g. for a file trained with another number of classes; skipped layers keep
         their initial values. Raises FileNotFoundError, weights_io.WeightsFileError (not a weights file) or
-        weights_io.WeightsMismatchError (missing/unexpected layers, shape mismatches — all listed at once).
-        Nothing is assigned unless the whole file fits.
+        weights_io.WeightsMismatchError (missing/unexpected layers, shape mismatches — all listed at once), and
+        ValueError when a second load would replace a BatchNorm already folded into a convolution it keeps.
+        Nothing is assigned unless the whole file fits. The BatchNorms are folded into their convolutions here.
         """
         variables = self._layout_vars()
         expected = {n: {k: tuple(v.shape) for k, v in vs.items()} for n, vs in variables.items()}
         found = weights_io.read_layout(path)
         to_load = weights_io.check_layout(expected, found, exclude=exclude, path=path)
+        norms = self._network.bank.batch_norm_of
+        stale = sorted(
+            c for c, bn in norms.items() if bn in to_load and c not in to_load and c not in self._unfolded
+        )
+        if stale:
+            raise ValueError(
+                f"{path}: the BatchNorms of {', '.join(stale)} are already folded into those convolutions; load "
+                "each convolution with its BatchNorm, or load into a new MaskRCNN"
+            )
         values = weights_io.read_weights(path, layers=to_load)
         for name in to_load:
             for key, variable in variables[name].items():
                 variable.assign(values[name][key].astype(variable.dtype))
+        self._unfolded |= {c for c in norms if c in to_load} if self._network.bank.fold_batch_norms else set()
+        self._fold()
         return self
+
+    def _fold(self) -> None:
+        if self._unfolded:
+            self._network.bank.fold(sorted(self._unfolded))
+            self._unfolded.clear()
 
     # ---- inference ----
     def mold(self, images):
@@ -223,7 +337,9 @@ class MaskRCNN:
 
         molded_images [N, H, W, 3] float32 (all the same shape), image_metas [N, M]; anchors [A, 4] or
         [N, A, 4] (computed from the molded shape if None). N may be any count: batches of BATCH_SIZE are run,
-        the last one padded with zeros.
+        the last one padded with zeros. ``mrcnn_mask`` [N, n, mh, mw, K] holds the rows of the mask bucket the
+        detections needed (n >= the most detections of an image; rows past an image's detections are masks of
+        empty boxes); ``class_masks`` [N, n, mh, mw] the same rows, each for its detection's class.
         """
         names = tuple(names)
         wanted = tuple(ALIASES.get(n, n) for n in names)
@@ -245,26 +361,93 @@ class MaskRCNN:
         anchors = np.asarray(anchors, dtype=np.float32)
         if anchors.ndim == 2:
             anchors = np.broadcast_to(anchors, (count, *anchors.shape))
-        runner = self._runner(shape, wanted)
         batch = self.config.BATCH_SIZE
-        results = {n: [] for n in wanted}
+        parts = {n: [] for n in wanted}
         for start in range(0, count, batch):
             stop = min(start + batch, count)
             inputs = [_padded(a[start:stop], batch) for a in (molded_images, image_metas, anchors)]
-            outputs = runner.predict_on_batch(inputs)
+            outputs = self._run(inputs, wanted, stop - start)
             for n in wanted:
-                results[n].append(np.asarray(outputs[n])[: stop - start])
-        return {name: np.concatenate(results[w]) for name, w in zip(names, wanted, strict=True)}
+                parts[n].append(outputs[n][: stop - start])
+        return {name: _concatenated(parts[w]) for name, w in zip(names, wanted, strict=True)}
 
-    def _runner(self, shape, wanted):
-        import keras
+    def _run(self, inputs, wanted, real: int) -> dict[str, np.ndarray]:
+        """One batch: the detector, then the mask graph of the bucket that fits the first ``real`` images'
+        detections (skipped when none has any). {name: numpy array [BATCH_SIZE, ...]} for ``wanted``."""
+        self._fold()
+        shape = tuple(inputs[0].shape[1:])
+        mask_names = [n for n in wanted if n in MASK_OUTPUTS]
+        detector_names = tuple(dict.fromkeys([n for n in wanted if n not in MASK_OUTPUTS] + (
+            ["detections", "P2", "P3", "P4", "P5"] if mask_names else []
+        )))  # fmt: skip
+        found = self._compiled_detector(shape, detector_names)(inputs)
+        results = {n: np.asarray(found[n]) for n in wanted if n in found}
+        if mask_names:
+            rows = np.asarray(found["detections"]) if "detections" not in results else results["detections"]
+            bucket = self.mask_bucket(rows[:real])
+            if bucket:
+                masks = self._compiled_masks(shape, bucket)(
+                    [*(found[p] for p in ("P2", "P3", "P4", "P5")),
+                     np.ascontiguousarray(rows[:, :bucket, :4]), rows[:, :bucket, 4].astype(np.int32), inputs[1]]
+                )  # fmt: skip
+                results.update({n: np.asarray(masks[n]) for n in mask_names})
+            else:
+                batch, (mh, mw) = len(rows), self.config.MASK_SHAPE
+                empty = {
+                    "mrcnn_mask": (batch, 0, mh, mw, self.config.NUM_CLASSES),
+                    "class_masks": (batch, 0, mh, mw),
+                }
+                results.update({n: np.zeros(empty[n], np.float32) for n in mask_names})
+        return results
 
-        key = (tuple(shape), wanted)
-        if key not in self._runners:
+    def mask_bucket(self, rows) -> int:
+        """The mask graph size for detection rows [B, D, 6]: the smallest bucket holding every image's
+        detections (rows before the first of class 0), 0 when there are none."""
+        counts = [int(np.argmax(r[:, 4] == 0)) if (r[:, 4] == 0).any() else len(r) for r in np.asarray(rows)]
+        most = max(counts, default=0)
+        return next((b for b in self.mask_buckets if b >= most), self.mask_buckets[-1]) if most else 0
+
+    @property
+    def compiled_graphs(self) -> frozenset:
+        """Keys of the graphs compiled so far: ("detector", shape, outputs) and ("masks", shape, bucket)."""
+        return frozenset(self._compiled)
+
+    def _compiled_detector(self, shape, names):
+        key = ("detector", tuple(shape), names)
+        if key not in self._compiled:
+            import keras
+
             graph = self._network.graph(shape)
-            outputs = {n: graph.output[n] for n in wanted}
-            self._runners[key] = keras.Model(graph.inputs, outputs)
-        return self._runners[key]
+            model = keras.Model(graph.inputs, {n: graph.output[n] for n in names})
+            self._compiled[key] = compiled_call(model, self.precision)
+        return self._compiled[key]
+
+    def _compiled_masks(self, shape, bucket):
+        key = ("masks", tuple(shape), bucket)
+        if key not in self._compiled:
+            self._compiled[key] = compiled_call(self._network.mask_graph(shape, bucket), self.precision)
+        return self._compiled[key]
+
+    def warm_up(self, image_shape=None) -> None:
+        """Compile the graphs for molded images of ``image_shape`` (default: the config's molded shape): the
+        detector and every mask bucket, so that no real image waits for a compilation."""
+        c = self.config
+        h, w, channels = image_shape or c.IMAGE_SHAPE
+        shape = (-(-h // 64) * 64, -(-w // 64) * 64, channels)
+        batch = c.BATCH_SIZE
+        images = np.zeros((batch, *shape), np.float32)
+        metas = np.zeros((batch, c.IMAGE_META_SIZE), np.float32)
+        metas[:, 4:7] = shape
+        anchors = np.broadcast_to(pyramid_anchors(c, shape), (batch, *pyramid_anchors(c, shape).shape))
+        self._fold()
+        found = self._compiled_detector(shape, ("detections", "P2", "P3", "P4", "P5"))(
+            [images, metas, anchors]
+        )
+        for bucket in self.mask_buckets:
+            self._compiled_masks(shape, bucket)(
+                [*(found[p] for p in ("P2", "P3", "P4", "P5")), np.zeros((batch, bucket, 4), np.float32),
+                 np.ones((batch, bucket), np.int32), metas]
+            )  # fmt: skip
 
     def run_graph(self, images, names) -> dict[str, np.ndarray]:
         """Named intermediate tensors for raw images (molded as detect() does); arrays [len(images), ...]."""
@@ -278,16 +461,17 @@ class MaskRCNN:
             raise ValueError("run_graph needs images that mold to one shape; call it per image in this mode")
         return self.run_molded(np.stack(molded), np.stack(metas), names=names)
 
-    def detect(self, images) -> list[dict[str, np.ndarray]]:
-        """One result dict per image (see the class docstring), in input order.
+    def detect_instances(self, images) -> list[Detections]:
+        """One ``Detections`` per image, in input order (see ``backend.mrcnn.detections``).
 
-        Images are molded as they come and run BATCH_SIZE at a time (images that mold to different shapes,
-        possible in "pad64"/"none" modes, go in different batches), so memory stays bounded for long lists.
-        Raises ValueError naming the problem for an image that cannot be made RGB.
+        Images are molded as they come and run BATCH_SIZE at a time in one model call (images of any sizes
+        share a call when they mold to one shape, as in "square" mode; others go in different calls), so
+        memory stays bounded for long lists. Raises ValueError naming the problem for an image that cannot be
+        made RGB.
         """
         if isinstance(images, np.ndarray) and images.ndim in (2, 3):
             raise TypeError("detect() takes a list of images; wrap a single image as [image]")
-        results: list[dict | None] = []
+        results: list[Detections | None] = []
         pending: dict[tuple, list] = {}  # molded shape -> [(index, molded, meta, molding)]
         for index, image in enumerate(images):
             molded, meta, molding = mold_image(image, self.config)
@@ -300,16 +484,28 @@ class MaskRCNN:
             self._detect_batch(group, results)
         return results
 
+    def detect(self, images) -> list[dict[str, np.ndarray]]:
+        """matterport's result dict per image (see the class docstring), in input order."""
+        return [found.to_matterport() for found in self.detect_instances(images)]
+
     def _detect_batch(self, group, results) -> None:
         out = self.run_molded(
             np.stack([item[1] for item in group]), np.stack([item[2] for item in group]),
-            names=("detections", "mrcnn_mask"),
+            names=("detections", "class_masks"),
         )  # fmt: skip
         for j, (index, _, _, molding) in enumerate(group):
-            results[index] = unmold_detections(
-                out["detections"][j], out["mrcnn_mask"][j],
+            results[index] = Detections.from_graph(
+                out["detections"][j], out["class_masks"][j],
                 molding.original_shape, molding.molded_shape, molding.window,
             )  # fmt: skip
+
+
+def _concatenated(parts):
+    """Batches joined along the first axis; mask outputs of different buckets padded to the largest."""
+    if len(parts) > 1 and len({p.shape[1:] for p in parts}) > 1:
+        rows = max(p.shape[1] for p in parts)
+        parts = [np.pad(p, [(0, 0), (0, rows - p.shape[1])] + [(0, 0)] * (p.ndim - 2)) for p in parts]
+    return np.concatenate(parts)
 
 
 def _padded(array, batch):

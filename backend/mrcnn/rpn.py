@@ -28,11 +28,12 @@ def rpn_head(
     shared = layers.Conv2D(
         512, 3, padding="same", activation="relu", strides=anchor_stride, name="rpn_conv_shared"
     )(features)
-    x = layers.Conv2D(2 * anchors_per_location, 1, name="rpn_class_raw")(shared)
-    logits = layers.Reshape((-1, 2))(x)
-    probs = layers.Activation("softmax", name="rpn_class_xxx")(logits)
-    x = layers.Conv2D(4 * anchors_per_location, 1, name="rpn_bbox_pred")(shared)
-    deltas = layers.Reshape((-1, 4))(x)
+    # scores and deltas in float32 whatever the model's precision: top-k and NMS over them decide proposals
+    x = layers.Conv2D(2 * anchors_per_location, 1, name="rpn_class_raw", dtype="float32")(shared)
+    logits = layers.Reshape((-1, 2), dtype="float32")(x)
+    probs = layers.Activation("softmax", name="rpn_class_xxx", dtype="float32")(logits)
+    x = layers.Conv2D(4 * anchors_per_location, 1, name="rpn_bbox_pred", dtype="float32")(shared)
+    deltas = layers.Reshape((-1, 4), dtype="float32")(x)
     return keras.Model(features, [logits, probs, deltas], name=name)
 
 

@@ -1,4 +1,4 @@
-"""Molding (resize + pad + mean) against the reference, channel layouts, resize modes, unmolding."""
+"""Molding (resize + pad + mean) against the reference, channel layouts, resize modes."""
 
 from __future__ import annotations
 
@@ -15,8 +15,6 @@ from backend.mrcnn.imaging import (
     parse_image_meta,
     resize_bilinear,
     resize_image,
-    unmold_detections,
-    unmold_mask,
 )
 
 CASES = [
@@ -104,38 +102,3 @@ def test_resize_modes():
 
     with pytest.raises(ValueError, match="stretch"):
         resize_image(image, 64, 128, mode="stretch")
-
-
-def test_unmold_maps_boxes_back_and_drops_empty_ones():
-    config = Config(NUM_CLASSES=3, IMAGE_MIN_DIM=64, IMAGE_MAX_DIM=128)
-    _, meta, molding = mold_image(np.zeros((50, 100, 3), np.uint8), config)
-    (wy1, wx1, wy2, wx2) = molding.window  # (32, 0, 96, 128) in the 128 x 128 molded image
-    detections = np.zeros((4, 6), np.float32)
-    # the whole image window, normalised as the network sees it (1.0 = last pixel)
-    detections[0] = [wy1 / 127, wx1 / 127, (wy2 - 1) / 127, (wx2 - 1) / 127, 2, 0.9]
-    detections[1] = [0.6, 0.5, 0.5, 0.6, 1, 0.8]  # no area once in image pixels: dropped, as matterport does
-    masks = np.zeros((4, 28, 28, 3), np.float32)
-    masks[0, :, :, 2] = 1.0
-    result = unmold_detections(
-        detections, masks, molding.original_shape, molding.molded_shape, molding.window
-    )
-    assert result["rois"].tolist() == [[0, 0, 50, 100]]
-    assert result["class_ids"].tolist() == [2] and result["scores"].tolist() == [pytest.approx(0.9)]
-    assert result["masks"].shape == (50, 100, 1) and result["masks"].dtype == bool
-    assert result["masks"][5:45, 5:95].all()
-
-
-def test_unmold_with_no_detections():
-    result = unmold_detections(
-        np.zeros((3, 6)), np.zeros((3, 28, 28, 2)), (10, 20, 3), (64, 64, 3), (0, 0, 32, 64)
-    )
-    assert result["rois"].shape == (0, 4) and result["masks"].shape == (10, 20, 0)
-
-
-def test_unmold_mask_thresholds_and_places():
-    mask = np.zeros((4, 4), np.float32)
-    mask[:, 2:] = 1.0
-    full = unmold_mask(mask, (2, 4, 6, 12), (10, 16))
-    assert full.dtype == bool and full.shape == (10, 16)
-    assert not full[:2].any() and not full[:, :4].any() and not full[:, 12:].any()
-    assert full[2:6, 9:12].all() and not full[2:6, 4:7].any()

@@ -42,14 +42,98 @@ def test_loaded_values_are_the_files(small_b1_model, small_weights):
     variables = small_b1_model._network.weighted_layers()
     with h5py.File(small_weights, "r") as f:
         for layer, key in [
-            ("conv1", "conv1/kernel"),
             ("bn_conv1", "bn_conv1/moving_variance"),
-            ("res4f_branch2c", "res4f_branch2c/bias"),
             ("rpn_model", "rpn_bbox_pred/kernel"),
-            ("mrcnn_class_conv1", "mrcnn_class_conv1/kernel"),
             ("mrcnn_mask_deconv", "mrcnn_mask_deconv/kernel"),
+            ("fpn_p3", "fpn_p3/bias"),
         ]:
             np.testing.assert_array_equal(np.asarray(variables[layer][key]), f[layer][key + ":0"][()])
+
+
+@pytest.mark.parametrize(
+    ("conv", "norm"),
+    [("conv1", "bn_conv1"), ("res4f_branch2c", "bn4f_branch2c"), ("mrcnn_class_conv1", "mrcnn_class_bn1"),
+     ("mrcnn_mask_conv4", "mrcnn_mask_bn4")],
+)  # fmt: skip
+def test_batch_norms_are_folded_into_their_convolutions_on_load(small_b1_model, small_weights, conv, norm):
+    variables = small_b1_model._network.weighted_layers()
+    with h5py.File(small_weights, "r") as f:
+        kernel, bias = (f[conv][f"{conv}/{k}:0"][()].astype(np.float64) for k in ("kernel", "bias"))
+        gamma, beta, mean, var = (
+            f[norm][f"{norm}/{k}:0"][()].astype(np.float64)
+            for k in ("gamma", "beta", "moving_mean", "moving_variance")
+        )
+    scale = gamma / np.sqrt(var + 1e-3)
+    np.testing.assert_allclose(np.asarray(variables[conv][f"{conv}/kernel"]), kernel * scale, rtol=1e-6)
+    np.testing.assert_allclose(
+        np.asarray(variables[conv][f"{conv}/bias"]), (bias - mean) * scale + beta, rtol=1e-5, atol=1e-6
+    )
+    graph = next(iter(small_b1_model._network.graphs.values()))
+    assert not any(layer.name == norm for layer in graph.layers)  # not in the graph any more
+
+
+def test_folded_and_unfolded_models_find_the_same(parity_dir, small_b1_model, small_weights):
+    unfolded = MaskRCNN(small_b1_model.config, fold_batch_norms=False).load_weights(small_weights)
+    graph = next(iter(unfolded._network.graphs.values()))
+    assert any(layer.name == "bn_conv1" for layer in graph.layers)
+    image = load_input(parity_dir, "chelsea")
+    (folded,), (unfolded,) = small_b1_model.detect([image]), unfolded.detect([image])
+    # folding rounds differently (one product instead of a product and an affine map): float32 noise only
+    assert folded["class_ids"].tolist() == unfolded["class_ids"].tolist()
+    assert np.abs(folded["rois"] - unfolded["rois"]).max() <= 1
+    np.testing.assert_allclose(folded["scores"], unfolded["scores"], atol=1e-4)
+    inter = (folded["masks"] & unfolded["masks"]).sum((0, 1))
+    union = (folded["masks"] | unfolded["masks"]).sum((0, 1))
+    assert (inter >= 0.99 * union).all()  # mask IoU >= 0.99 (empty masks on both sides count as equal)
+
+
+def test_a_second_load_may_not_replace_a_folded_batch_norm_alone(parity_dir, small_weights):
+    from backend.mrcnn.config import Config
+
+    values = json.loads((parity_dir / "config_small_b1.json").read_text())["values"]
+    model = MaskRCNN(Config.from_dict(values)).load_weights(small_weights)
+    with pytest.raises(ValueError, match="res2a_branch2a"):
+        model.load_weights(small_weights, exclude=["res.*"])
+    model.load_weights(small_weights, exclude=["bn.*"])  # convolutions keep folded values: allowed
+
+
+def test_mask_head_runs_on_the_smallest_bucket_that_holds_the_detections(parity_dir, small_b1_model):
+    model, config = small_b1_model, small_b1_model.config
+    assert model.mask_buckets == (8, 16, 32, 64, config.DETECTION_MAX_INSTANCES)
+    rows = np.zeros((2, config.DETECTION_MAX_INSTANCES, 6), np.float32)
+    assert model.mask_bucket(rows) == 0
+    rows[0, :9, 4], rows[1, :3, 4] = 1, 2
+    assert model.mask_bucket(rows) == 16
+    rows[1, :, 4] = 3
+    assert model.mask_bucket(rows) == config.DETECTION_MAX_INSTANCES
+
+    out = model.run_graph([load_input(parity_dir, "chelsea")], ["detections", "mrcnn_mask", "class_masks"])
+    count = int((out["detections"][0, :, 4] > 0).sum())
+    bucket = model.mask_bucket(out["detections"])
+    assert count <= bucket < 2 * count and out["mrcnn_mask"].shape[1] == bucket
+    # the same rows as the mask head computes over all DETECTION_MAX_INSTANCES rows
+    molded, metas, _ = model.mold([load_input(parity_dir, "chelsea")])
+    found = model._compiled_detector(molded[0].shape, ("detections", "P2", "P3", "P4", "P5"))(
+        [np.stack(molded), np.stack(metas).astype(np.float32), model_anchors(model, molded[0].shape)]
+    )
+    rows = np.asarray(found["detections"])
+    full = model._compiled_masks(molded[0].shape, config.DETECTION_MAX_INSTANCES)(
+        [*(found[p] for p in ("P2", "P3", "P4", "P5")), rows[..., :4], rows[..., 4].astype(np.int32),
+         np.stack(metas).astype(np.float32)]
+    )  # fmt: skip
+    np.testing.assert_allclose(
+        out["mrcnn_mask"][0, :count], np.asarray(full["mrcnn_mask"])[0, :count], atol=1e-6
+    )
+    classes = out["detections"][0, :count, 4].astype(int)
+    np.testing.assert_array_equal(
+        out["class_masks"][0, :count], out["mrcnn_mask"][0, np.arange(count), :, :, classes]
+    )
+
+
+def model_anchors(model, shape):
+    from backend.mrcnn.anchors import pyramid_anchors
+
+    return pyramid_anchors(model.config, shape)[None]
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,97 @@
+"""The model's two precisions, ``exact`` and ``fast``, and which one suits the device at hand.
+
+- ``exact``: float32 everywhere, full float32 matrix products on GPUs: what the parity tests hold to
+  matterport's results.
+- ``fast``: the convolutions of the backbone, the FPN, the RPN's shared 3x3 convolution and both heads compute
+  in bfloat16 (Keras' ``mixed_bfloat16``: weights stay float32, each layer casts them), where the hardware does
+  bfloat16 natively: CPUs with AVX512-BF16 or AMX, GPUs, TPUs. Everything that decides which boxes survive —
+  RPN scores and deltas, top-k, NMS, class probabilities, box deltas, the detection layer, RoIAlign and the mask
+  probabilities — stays float32; on GPUs those float32 products may use TF32 (JAX backend). On a CPU without
+  bfloat16 ``fast`` is the same as ``exact``: emulated bfloat16 is slower than float32.
+
+``default_precision()`` is the one each device gets when none is asked for; README "Measured" gives the figures
+behind the choice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+PRECISIONS = ("exact", "fast")
+BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
+
+# The default per device kind (see default_precision for why).
+DEFAULTS = {"gpu": "fast", "tpu": "fast", "cpu-bf16": "exact", "cpu": "exact"}
+
+
+@dataclass(frozen=True)
+class Precision:
+    """How a model computes: ``name`` (exact | fast), the Keras dtype policy of its convolutions
+    (``float32`` or ``mixed_bfloat16``), and ``jax_matmul`` (None: full float32; "tensorfloat32")."""
+
+    name: str
+    policy: str
+    jax_matmul: str | None
+
+    @property
+    def bfloat16(self) -> bool:
+        return self.policy == "mixed_bfloat16"
+
+
+def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> set[str]:
+    """The CPU's feature flags (Linux); empty where /proc/cpuinfo cannot be read."""
+    try:
+        text = cpuinfo.read_text()
+    except OSError:
+        return set()
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            return set(line.split(":", 1)[1].split())
+    return set()
+
+
+@cache
+def device_kind() -> str:
+    """'gpu', 'tpu', 'cpu-bf16' (a CPU with AVX512-BF16 or AMX) or 'cpu': where the active Keras backend runs."""
+    import keras
+
+    backend = keras.backend.backend()
+    if backend == "jax":
+        import jax
+
+        platform = jax.default_backend()
+        if platform in ("gpu", "cuda", "rocm"):
+            return "gpu"
+        if platform == "tpu":
+            return "tpu"
+    elif backend == "tensorflow":
+        import tensorflow as tf
+
+        if tf.config.list_physical_devices("GPU"):
+            return "gpu"
+    return "cpu-bf16" if cpu_flags() & set(BF16_CPU_FLAGS) else "cpu"
+
+
+def default_precision(kind: str | None = None) -> str:
+    """The precision a device gets by default: ``fast`` on GPUs and TPUs, ``exact`` on CPUs.
+
+    Why (figures in the README): on GPUs bfloat16 is where the throughput is. On this CPU with AVX512-BF16
+    ``fast`` is faster on TensorFlow but not on XLA's CPU backend, and on the random-weight parity models it
+    keeps fewer detections than the accuracy target asks for, so CPUs stay exact by default.
+    """
+    return DEFAULTS[kind or device_kind()]
+
+
+def resolve(precision: str | None) -> Precision:
+    """The Precision for "exact", "fast" or None/"auto" (the device's default). Raises ValueError otherwise."""
+    name = default_precision() if precision in (None, "auto") else precision
+    if name not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS} or 'auto', got {precision!r}")
+    if name == "exact":
+        return Precision("exact", "float32", None)
+    kind = device_kind()
+    if kind == "cpu":
+        return Precision("fast", "float32", None)  # no native bfloat16: emulating it is slower than float32
+    return Precision("fast", "mixed_bfloat16", "tensorfloat32" if kind == "gpu" else None)
