@@ -2,13 +2,15 @@
 
 /**
  * Create an element: `el("button", {class: "x", dataset: {testid: "y"}, onclick}, "text", child)`.
- * Attributes named on* become listeners; `dataset` and `style` objects are merged; null/false are skipped.
+ * Attributes named on* become listeners (removed when `signal`, an AbortSignal, aborts); `dataset` and `style`
+ * objects are merged; null/false are skipped.
  */
 export function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
+  const listening = attrs.signal ? { signal: attrs.signal } : undefined;
   for (const [key, value] of Object.entries(attrs)) {
-    if (value === null || value === undefined || value === false) continue;
-    if (key.startsWith("on") && typeof value === "function") node.addEventListener(key.slice(2), value);
+    if (value === null || value === undefined || value === false || key === "signal") continue;
+    if (key.startsWith("on") && typeof value === "function") node.addEventListener(key.slice(2), value, listening);
     else if (key === "dataset") Object.assign(node.dataset, value);
     else if (key === "style") Object.assign(node.style, value);
     else if (key === "class") node.className = value;

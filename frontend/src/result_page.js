@@ -19,24 +19,40 @@ export function showJobState(container, job) {
   );
 }
 
+const mounted = new WeakMap(); // root -> its viewer, so mounting again first tears the old one down
+
 /**
- * Mount the viewer; resolves once the photo is loaded and the overlay drawn (the root then carries
- * data-ready="true", which the browser tests wait for).
+ * Mount the viewer; resolves once the photo is loaded and the overlay drawn. The root is aria-busy until
+ * then (assistive technology waits for it; so do the browser tests).
  */
 export async function mountViewer(root, status, { result, imageUrl, filename }) {
   status.replaceChildren();
+  mounted.get(root)?.destroy();
+  root.setAttribute("aria-busy", "true");
   try {
     const viewer = new Viewer(root, { result, imageUrl, filename });
+    mounted.set(root, viewer);
     await viewer.ready;
-    root.dataset.ready = "true";
     return viewer;
   } catch (err) {
     showNotice(status, err.message);
     return null;
+  } finally {
+    root.setAttribute("aria-busy", "false");
   }
 }
 
-/** The page title from the job: its file name and what was found. */
+/** The heading from the job: its file name. */
 export function titleFor(job) {
   return job.filename ? `${job.filename}` : "Result";
+}
+
+/** The tab's title: the file name and what was found (or where the job is), so tabs can be told apart. */
+export function pageTitle(job) {
+  const name = job.filename || "Result";
+  if (job.state === "done") {
+    const n = job.instance_count ?? 0;
+    return `${name}: ${n} object${n === 1 ? "" : "s"} · maskweb`;
+  }
+  return `${name}: ${job.state} · maskweb`;
 }

@@ -36,6 +36,15 @@ CHROMIUM_ARGS = [
 CLASS_NAMES = ["person", "bicycle", "car", "dog", "cat", "teddy bear", "chair", "bottle"]
 
 
+# The viewer has drawn its overlay (the root stops being aria-busy once the photo is loaded and drawn).
+VIEWER_READY = "#viewer-root[aria-busy=false] [data-testid=overlay]"
+
+
+def next_frames(page) -> None:
+    """Wait until the page has rendered two more frames: the viewer redraws in the frame after a change."""
+    page.evaluate("() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
+
+
 def chromium_path() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser")
 
@@ -171,6 +180,34 @@ def interior_point(owner: np.ndarray, index: int) -> tuple[int, int]:
 
 def insert_done_job(settings, user_id: str, image: Image.Image, result: dict, filename: str) -> str:
     """A finished job owned by ``user_id``, written through storage as the worker would leave it."""
+    return _insert_job(
+        settings,
+        user_id,
+        image,
+        filename,
+        result=result,
+        state="done",
+        progress=1.0,
+        instance_count=len(result["instances"]),
+        classes=sorted({i["class_name"] for i in result["instances"]}),
+    )
+
+
+def insert_failed_job(settings, user_id: str, image: Image.Image, filename: str) -> str:
+    """A job owned by ``user_id`` that the worker gave up on (its original kept, no result)."""
+    return _insert_job(
+        settings,
+        user_id,
+        image,
+        filename,
+        state="failed",
+        progress=0.0,
+        error="The model ran out of memory on this photo.",
+        error_code="worker_error",
+    )
+
+
+def _insert_job(settings, user_id: str, image: Image.Image, filename: str, result=None, **columns) -> str:
     from backend.storage.db import make_engine, session_scope
     from backend.storage.files import open_file_store
     from backend.storage.models import Job, User, new_id, utcnow
@@ -178,7 +215,8 @@ def insert_done_job(settings, user_id: str, image: Image.Image, result: dict, fi
     job_id = new_id()
     data = open_file_store(settings)
     data.save_original(job_id, image)
-    data.save_result(job_id, result)
+    if result is not None:
+        data.save_result(job_id, result)
     engine = make_engine(settings.database_url)
     try:
         with session_scope(engine) as session:
@@ -189,18 +227,15 @@ def insert_done_job(settings, user_id: str, image: Image.Image, result: dict, fi
                 Job(
                     id=job_id,
                     user_id=user_id,
-                    state="done",
                     stage=None,
-                    progress=1.0,
                     filename=filename,
-                    width=result["width"],
-                    height=result["height"],
+                    width=image.width,
+                    height=image.height,
                     created_at=now,
                     started_at=now,
                     finished_at=now,
-                    instance_count=len(result["instances"]),
-                    classes=sorted({i["class_name"] for i in result["instances"]}),
                     timings={},
+                    **columns,
                 )
             )
     finally:

@@ -16,7 +16,15 @@ import statistics
 
 import pytest
 
-from .support import artifact, insert_done_job, interior_point, synthetic_result, top_instance_map, write_json
+from .support import (
+    VIEWER_READY,
+    artifact,
+    insert_done_job,
+    interior_point,
+    synthetic_result,
+    top_instance_map,
+    write_json,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -69,7 +77,7 @@ def test_hover_cost_on_a_12_megapixel_photo_with_50_instances(context, web_app):
     user_id = page.evaluate("fetch('/api/session').then(r => r.json())")["user_id"]
     job_id = insert_done_job(web_app.settings, user_id, image, result, "twelve-megapixels.png")
     page.goto(f"{web_app.base_url}/jobs/{job_id}")
-    page.wait_for_selector("#viewer-root[data-ready=true]", timeout=120_000)
+    page.wait_for_selector(VIEWER_READY, timeout=120_000)
     page.wait_for_timeout(1500)  # idle time: the viewer prepares the per-instance highlight patches
 
     moves = (points * 3)[:100]

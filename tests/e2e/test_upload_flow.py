@@ -15,7 +15,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from .support import artifact, interior_point, label_text, to_screen, top_instance_map
+from .support import (
+    VIEWER_READY,
+    artifact,
+    interior_point,
+    label_text,
+    next_frames,
+    to_screen,
+    top_instance_map,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -35,11 +43,8 @@ OVERLAY_DIGEST = (
 
 def set_slider(page, testid: str, value: float) -> None:
     """Move a viewer slider and wait until the viewer has re-rendered."""
-    before = page.eval_on_selector("#viewer-root", "r => Number(r.dataset.renders || 0)")
     page.get_by_test_id(testid).fill(str(value))
-    page.wait_for_function(
-        "n => Number(document.querySelector('#viewer-root').dataset.renders) > n", arg=before
-    )
+    next_frames(page)
 
 
 def save_readme_screenshot(page, result) -> None:
@@ -102,7 +107,7 @@ def test_upload_progress_view_share_and_privacy(browser, live_stack, photo):
 
         # The viewer: hover a pixel of the largest visible mask and read its label.
         restored.get_by_role("link", name="Open result").click()
-        page.wait_for_selector("#viewer-root[data-ready=true]", timeout=60_000)
+        page.wait_for_selector(VIEWER_READY, timeout=60_000)
         result = page.evaluate(f"fetch('/api/jobs/{job_id}/result').then(r => r.json())")
         assert result["instances"], (
             "the small model found nothing in the photo even with the lowered threshold"
@@ -146,7 +151,7 @@ def test_upload_progress_view_share_and_privacy(browser, live_stack, photo):
         assert link.startswith(live_stack.base_url + "/s/")
         shared = stranger.new_page()
         shared.goto(link)
-        shared.wait_for_selector("#viewer-root[data-ready=true]", timeout=60_000)
+        shared.wait_for_selector(VIEWER_READY, timeout=60_000)
         assert shared.get_by_test_id("overlay").evaluate(OVERLAY_DIGEST) == owner_digest
         shared.mouse.move(*to_screen(shared, result, x, y))
         assert label_text(shared) == f"{inst['class_name']} {inst['score']:.3f}"
@@ -272,7 +277,7 @@ def test_result_page_follows_a_running_job_to_its_viewer(browser, live_stack, ph
             assert status.inner_text() in ("queued", "running")
         finally:
             live_stack.release("masks")
-        page.wait_for_selector("#viewer-root[data-ready=true]", timeout=DONE_TIMEOUT_MS)
+        page.wait_for_selector(VIEWER_READY, timeout=DONE_TIMEOUT_MS)
         assert page.get_by_test_id("share-button").is_enabled()
     finally:
         context.close()

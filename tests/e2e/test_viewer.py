@@ -14,11 +14,13 @@ import pytest
 from PIL import Image
 
 from .support import (
+    VIEWER_READY,
     artifact,
     decode_mask,
     insert_done_job,
     interior_point,
     label_text,
+    next_frames,
     synthetic_result,
     to_screen,
     top_instance_map,
@@ -45,7 +47,7 @@ def open_viewer(context, web_app, result, image, filename="scene.png"):
     user_id = page.evaluate("fetch('/api/session').then(r => r.json())")["user_id"]
     job_id = insert_done_job(web_app.settings, user_id, image, result, filename)
     page.goto(f"{web_app.base_url}/jobs/{job_id}")
-    page.wait_for_selector("#viewer-root[data-ready=true]", timeout=30_000)
+    page.wait_for_selector(VIEWER_READY, timeout=30_000)
     page.js_errors = errors
     return page, job_id
 
@@ -231,10 +233,27 @@ def test_click_pins_and_downloads(context, web_app, scene, tmp_path):
         page.get_by_test_id("download-overlay").click()
     overlay_path = tmp_path / "overlay.png"
     download.value.save_as(overlay_path)
-    assert Image.open(overlay_path).size == (WIDTH, HEIGHT)
+    assert_overlay_download_holds_the_photo(Image.open(overlay_path), image, result, owner)
 
     page.keyboard.press("Escape")
     assert label_text(page) is None
+
+
+def assert_overlay_download_holds_the_photo(download, photo, result, owner):
+    """The "Overlay PNG": opaque everywhere, the photo itself where no mask, box or caption is drawn."""
+    assert download.size == (WIDTH, HEIGHT)
+    pixels = np.asarray(download.convert("RGBA")).astype(int)
+    assert (pixels[..., 3] == 255).all(), "the download is transparent in places"
+    clear = owner == -1
+    for inst in result["instances"]:  # boxes, and room for a caption above or below each
+        x1, y1, x2, y2 = inst["box"]
+        clear[max(0, y1 - 24) : y2 + 24, max(0, x1 - 4) : x2 + 140] = False
+    assert clear.sum() > 1000
+    photo_pixels = np.asarray(photo.convert("RGB")).astype(int)
+    assert np.abs(pixels[..., :3][clear] - photo_pixels[clear]).max() <= 2
+    # Where a mask lies the photo shows through its tinted fill: neither the bare photo nor a flat colour.
+    inside = owner >= 0
+    assert np.abs(pixels[..., :3][inside] - photo_pixels[inside]).mean() > 5
 
 
 def test_keyboard_tabs_through_instances(context, web_app, scene):
@@ -286,7 +305,7 @@ def test_share_link_opens_read_only_without_cookies_and_the_job_stays_private(
     try:
         shared = stranger.new_page()
         shared.goto(link)
-        shared.wait_for_selector("#viewer-root[data-ready=true]", timeout=30_000)
+        shared.wait_for_selector(VIEWER_READY, timeout=30_000)
         assert stranger.cookies() == [] or all(c["name"] != "maskweb_id" for c in stranger.cookies())
         assert shared.get_by_test_id("overlay").evaluate(digest) == owner_overlay
         assert shared.get_by_test_id("share-button").count() == 0
@@ -301,7 +320,7 @@ def test_share_link_opens_read_only_without_cookies_and_the_job_stays_private(
         shared.goto(f"{web_app.base_url}/jobs/{job_id}")
         error = shared.get_by_test_id("error")
         error.wait_for(state="visible")
-        assert shared.locator("#viewer-root[data-ready=true]").count() == 0
+        assert shared.locator(VIEWER_READY).count() == 0
         assert shared.get_by_test_id("overlay").count() == 0
         shared.screenshot(path=artifact("job-page-refused.png"))
     finally:
@@ -347,11 +366,8 @@ def overlay_pixel(page, x, y):
 
 def change_setting(page, action):
     """Do ``action`` and wait until the viewer has re-rendered."""
-    before = page.eval_on_selector("#viewer-root", "r => Number(r.dataset.renders)")
     action()
-    page.wait_for_function(
-        "n => Number(document.querySelector('#viewer-root').dataset.renders) > n", arg=before
-    )
+    next_frames(page)
 
 
 def test_colouring_opacity_boxes_and_outlines(context, web_app, scene):
@@ -413,3 +429,113 @@ def test_a_result_without_objects_says_so(context, web_app):
     page.mouse.move(*to_screen(page, result, 160, 120))
     assert label_text(page) is None
     assert page.js_errors == []
+
+
+def swatch_colors(page, testid):
+    return page.eval_on_selector_all(
+        f"[data-testid={testid}] .swatch", "els => els.map(e => getComputedStyle(e).backgroundColor)"
+    )
+
+
+def clean_left_edge(owner, index):
+    """A left-edge pixel of ``index`` with background on its left and only ``index`` around it on its right,
+    so no other instance's outline is drawn there; None if there is none."""
+    ys, xs = np.nonzero(owner == index)
+    for y, x in zip(ys.tolist(), xs.tolist(), strict=True):
+        if x >= 4 and (owner[y, x - 4 : x] == -1).all() and (owner[y - 3 : y + 4, x : x + 4] == index).all():
+            return x, y
+    return None
+
+
+def test_class_colouring_recolours_the_legend_and_the_instance_list(context, web_app, scene):
+    result, image, owner = scene
+    page, _ = open_viewer(context, web_app, result, image)
+    instances = result["instances"]
+    change_setting(page, lambda: page.get_by_test_id("coloring-semantic").check())
+
+    # Each legend swatch is the colour its class's masks are drawn in (an outline pixel is drawn opaque).
+    legend = page.get_by_test_id("legend-item")
+    for n in range(legend.count()):
+        name = legend.nth(n).get_attribute("data-class-name")
+        edge = next(
+            p
+            for i, inst in enumerate(instances)
+            if inst["class_name"] == name
+            for p in [clean_left_edge(owner, i)]
+            if p is not None
+        )
+        r, g, b, a = overlay_pixel(page, *edge)
+        assert a == 255
+        swatch = legend.nth(n).locator(".swatch").evaluate("e => getComputedStyle(e).backgroundColor")
+        drawn = [int(v) for v in swatch[4:-1].split(",")]
+        assert max(abs(p - q) for p, q in zip(drawn, (r, g, b), strict=True)) <= 2, (name, swatch, (r, g, b))
+
+    # In the instance list, objects of one class share their class's colour.
+    list_colors = swatch_colors(page, "instance-item")
+    by_class = {}
+    for item, color in zip(page.get_by_test_id("instance-item").all(), list_colors, strict=True):
+        name = instances[int(item.get_attribute("data-index"))]["class_name"]
+        by_class.setdefault(name, set()).add(color)
+    assert all(len(colors) == 1 for colors in by_class.values()), by_class
+    assert len({next(iter(c)) for c in by_class.values()}) == len(by_class)
+
+    change_setting(page, lambda: page.get_by_test_id("coloring-instance").check())
+    assert len(set(swatch_colors(page, "instance-item"))) == len(list_colors)
+
+
+def test_enter_on_a_legend_class_keeps_the_keyboard_there(context, web_app, scene):
+    result, image, _ = scene
+    page, _ = open_viewer(context, web_app, result, image)
+    first = page.get_by_test_id("legend-item").first
+    name = first.get_attribute("data-class-name")
+    first.focus()
+    page.keyboard.press("Enter")
+    next_frames(page)
+    focused = page.evaluate(
+        "() => [document.activeElement.dataset.className, document.activeElement.getAttribute('aria-pressed')]"
+    )
+    assert focused == [name, "false"]
+    page.keyboard.press("Space")
+    next_frames(page)
+    assert page.evaluate("() => document.activeElement.getAttribute('aria-pressed')") == "true"
+    # Tab goes on to the next class from there, not back to the top of the page.
+    page.keyboard.press("Tab")
+    assert page.evaluate("() => document.activeElement.dataset.testid") == "legend-item"
+
+
+def document_listeners(page, cdp, event_type):
+    """How many listeners of ``event_type`` the document has (Chromium's DevTools protocol)."""
+    handle = cdp.send("Runtime.evaluate", {"expression": "document"})["result"]["objectId"]
+    listeners = cdp.send("DOMDebugger.getEventListeners", {"objectId": handle})["listeners"]
+    return sum(1 for entry in listeners if entry["type"] == event_type)
+
+
+def test_destroy_removes_the_viewers_listeners(context, web_app, scene):
+    """A second viewer mounted from the module and torn down leaves no listener behind on the document."""
+    result, image, _ = scene
+    page, job_id = open_viewer(context, web_app, result, image)
+    cdp = context.new_cdp_session(page)
+    before = document_listeners(page, cdp, "keydown")
+    page.evaluate(
+        """async (jobId) => {
+          const { Viewer } = await import('/assets/viewer.js');
+          const result = await (await fetch(`/api/jobs/${jobId}/result`)).json();
+          const root = document.createElement('div');
+          root.id = 'second-viewer';
+          document.body.append(root);
+          window.second = new Viewer(root, { result, imageUrl: `/api/jobs/${jobId}/image` });
+          await window.second.ready;
+        }""",
+        job_id,
+    )
+    assert document_listeners(page, cdp, "keydown") == before + 1
+    assert page.locator("#second-viewer canvas").count() == 2
+    page.evaluate("() => { window.second.destroy(); delete window.second; }")
+    assert document_listeners(page, cdp, "keydown") == before
+    assert page.locator("#second-viewer").inner_html() == ""
+    # The page's own viewer still answers Escape (its listener was not taken away).
+    page.get_by_test_id("instance-item").first.click()
+    page.mouse.move(5, 5)
+    assert label_text(page) is not None
+    page.keyboard.press("Escape")
+    assert label_text(page) is None
