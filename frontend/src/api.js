@@ -5,14 +5,34 @@
  * carries the `X-CSRF-Token` header from that same response.
  */
 
-/** An API call that failed: `message` is the server's own words, `status` the HTTP status, `code` its word. */
+/**
+ * An API call that failed: `message` is the server's own words, `status` the HTTP status, `code` its word,
+ * `retryAfter` the seconds the server asked to wait (its Retry-After header; null when it sent none) and
+ * `details` the rest of its error object (for instance the limit that was hit).
+ */
 export class ApiError extends Error {
-  constructor(message, status, code) {
+  constructor(message, status, code, { retryAfter = null, details = {} } = {}) {
     super(message);
     this.name = "ApiError";
     this.status = status;
     this.code = code;
+    this.retryAfter = retryAfter;
+    this.details = details;
   }
+}
+
+/**
+ * Seconds to wait from a Retry-After header: a number of seconds or an HTTP date (RFC 9110 10.2.3).
+ * @param {string | null} value
+ * @param {number} [now] ms since the epoch
+ * @returns {number | null} whole seconds, at least 0; null when absent or unreadable
+ */
+export function parseRetryAfter(value, now = Date.now()) {
+  if (value === null || value === undefined || String(value).trim() === "") return null;
+  const text = String(value).trim();
+  if (/^\d+$/.test(text)) return Number(text);
+  const when = Date.parse(text);
+  return Number.isNaN(when) ? null : Math.max(0, Math.ceil((when - now) / 1000));
 }
 
 const UNSAFE = new Set(["POST", "PUT", "PATCH", "DELETE"]);
@@ -35,11 +55,16 @@ export async function readJson(response) {
   }
   if (!response.ok) {
     const error = body && typeof body === "object" ? body.error : null;
-    if (error && error.message) throw new ApiError(error.message, response.status, error.code || null);
+    const retryAfter = parseRetryAfter(response.headers?.get?.("Retry-After") ?? null);
+    if (error && error.message) {
+      const { message, status: _status, code, ...details } = error;
+      throw new ApiError(message, response.status, code || null, { retryAfter, details });
+    }
     throw new ApiError(
       `The server answered ${response.status} ${response.statusText || ""}`.trim() + ".",
       response.status,
       null,
+      { retryAfter },
     );
   }
   if (text && body === null) throw new ApiError("The server sent a reply that is not JSON.", response.status, null);

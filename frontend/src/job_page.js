@@ -1,9 +1,15 @@
-/** The owner's result page `/jobs/{id}`: follows the job until done, then the viewer and the share button. */
+/**
+ * The owner's result page `/jobs/{id}`: follows the job until done, then the viewer. While the job waits or
+ * runs it can be cancelled; a failed job can be retried (its original is sent again as a new job). Sharing is
+ * a state of the job (`job.share` in its JSON): while shared, the link and "Stop sharing" are always shown.
+ */
 import { io } from "/vendor/socket.io.esm.min.js";
 
 import { createApi } from "./api.js";
+import { showConnection } from "./connection.js";
 import { showNotice } from "./dom.js";
-import { mountViewer, showJobState, titleFor } from "./result_page.js";
+import { FINAL_STATES } from "./jobs.js";
+import { mountViewer, pageTitle, showJobState, titleFor } from "./result_page.js";
 import { createJobFeed } from "./socket.js";
 
 const api = createApi();
@@ -14,11 +20,19 @@ const title = document.getElementById("title");
 const shareButton = document.getElementById("share-button");
 const shareUrl = document.getElementById("share-url");
 const unshareButton = document.getElementById("unshare-button");
+const cancelButton = document.getElementById("cancel-button");
+const retryButton = document.getElementById("retry-button");
 let mounted = false;
 let feed = null;
+let current = null;
 
 async function show(job) {
+  current = job;
   title.textContent = titleFor(job);
+  document.title = pageTitle(job);
+  cancelButton.hidden = FINAL_STATES.has(job.state);
+  retryButton.hidden = job.state !== "failed";
+  if ("share" in job) showShare(job.share);
   if (job.state !== "done") {
     showJobState(status, job);
     if (job.state === "failed") showNotice(status, job.error || "The job failed.");
@@ -30,24 +44,37 @@ async function show(job) {
   const result = await api.get(job.urls?.result || `/api/jobs/${job.id}/result`);
   const viewer = await mountViewer(root, status, { result, imageUrl: job.urls?.image || `/api/jobs/${job.id}/image`, filename: job.filename });
   shareButton.disabled = !viewer;
-  window.maskwebViewer = viewer;
 }
 
-async function share() {
-  shareButton.disabled = true;
-  try {
-    const reply = await api.post(`/api/jobs/${jobId}/share`);
-    const path = reply.url || reply.path || `/s/${reply.token}`;
-    const link = new URL(path, window.location.origin).href;
+/** Show the job's live share link, or none. @param {{url: string} | null} share */
+function showShare(share) {
+  if (share) {
+    const link = new URL(share.url, window.location.origin).href;
     shareUrl.href = link;
     shareUrl.textContent = link;
     shareUrl.hidden = false;
     unshareButton.hidden = false;
+    shareButton.textContent = "Copy link";
+  } else {
+    shareUrl.hidden = true;
+    shareUrl.removeAttribute("href");
+    shareUrl.textContent = "";
+    unshareButton.hidden = true;
+    shareButton.textContent = "Share link";
+  }
+}
+
+/** Share (the server answers the live link when there is one, so a second click mints nothing) and copy. */
+async function share() {
+  shareButton.disabled = true;
+  try {
+    const reply = await api.post(`/api/jobs/${jobId}/share`);
+    showShare({ url: reply.url || `/s/${reply.token}` });
     try {
-      await navigator.clipboard.writeText(link);
+      await navigator.clipboard.writeText(shareUrl.href);
       shareButton.textContent = "Link copied";
     } catch {
-      shareButton.textContent = "Copy the link below";
+      shareButton.textContent = "Copy the link beside";
     }
   } catch (err) {
     showNotice(status, err.message);
@@ -61,11 +88,8 @@ async function unshare() {
   unshareButton.disabled = true;
   try {
     await api.delete(`/api/jobs/${jobId}/share`);
-    shareUrl.hidden = true;
-    shareUrl.removeAttribute("href");
-    shareUrl.textContent = "";
-    unshareButton.hidden = true;
-    shareButton.textContent = "Share link";
+    showShare(null);
+    shareButton.focus();
   } catch (err) {
     showNotice(status, err.message);
   } finally {
@@ -73,8 +97,36 @@ async function unshare() {
   }
 }
 
+async function cancel() {
+  cancelButton.disabled = true;
+  try {
+    await show(await api.post(`/api/jobs/${jobId}/cancel`));
+  } catch (err) {
+    showNotice(status, err.message);
+  } finally {
+    cancelButton.disabled = false;
+  }
+}
+
+/** Send the failed job's original again as a new job, and go to that job's page. */
+async function retry() {
+  retryButton.disabled = true;
+  try {
+    const response = await fetch(current.urls?.image || `/api/jobs/${jobId}/image`, { credentials: "same-origin" });
+    if (!response.ok) throw new Error(`The original photo could not be read back (${response.status}); upload it again.`);
+    const file = new File([await response.blob()], current.filename || "photo.png", { type: response.headers.get("Content-Type") || "image/png" });
+    const job = await api.uploadImage(file);
+    window.location.assign(`/jobs/${job.id}`);
+  } catch (err) {
+    showNotice(status, err.retryAfter ? `${err.message} Try again in ${err.retryAfter} s.` : err.message);
+    retryButton.disabled = false;
+  }
+}
+
 shareButton.addEventListener("click", share);
 unshareButton.addEventListener("click", unshare);
+cancelButton.addEventListener("click", cancel);
+retryButton.addEventListener("click", retry);
 
 async function main() {
   let job;
@@ -87,12 +139,13 @@ async function main() {
     document.body.dataset.ready = "error";
     return;
   }
-  if (job.state !== "done" && job.state !== "failed" && job.state !== "cancelled") {
+  if (!FINAL_STATES.has(job.state)) {
     feed = createJobFeed({
       io,
       onJob: (j) => show(j),
       onError: (_key, error) => showNotice(status, error.message),
       onResync: async () => show(await api.get(`/api/jobs/${job.id}`)),
+      onConnection: showConnection,
     });
     feed.followJob(job.id);
   }

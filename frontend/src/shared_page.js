@@ -3,7 +3,8 @@ import { io } from "/vendor/socket.io.esm.min.js";
 
 import { createApi } from "./api.js";
 import { showNotice } from "./dom.js";
-import { mountViewer, showJobState, titleFor } from "./result_page.js";
+import { showConnection } from "./connection.js";
+import { mountViewer, pageTitle, showJobState, titleFor } from "./result_page.js";
 import { createJobFeed } from "./socket.js";
 
 const api = createApi();
@@ -23,6 +24,7 @@ function split(reply) {
 
 async function show(job, result) {
   title.textContent = titleFor(job);
+  document.title = pageTitle(job);
   if (job.state !== "done") {
     showJobState(status, job);
     return;
@@ -49,7 +51,7 @@ async function main() {
     return;
   }
   if (reply.job.state !== "done") {
-    const feed = createJobFeed({ io, auth: { share_token: token }, onJob: (job) => show(job, null) });
+    const feed = createJobFeed({ io, auth: { share_token: token }, onJob: (job) => show(job, null), onConnection: showConnection });
     feed.followShared(token);
   }
   await show(reply.job, reply.result);

@@ -6,9 +6,11 @@
 import { io } from "/vendor/socket.io.esm.min.js";
 
 import { createApi } from "./api.js";
+import { showConnection } from "./connection.js";
 import { el, showNotice } from "./dom.js";
 import { FINAL_STATES, progressOf, stageText } from "./jobs.js";
 import { createJobFeed } from "./socket.js";
+import { createUploadQueue } from "./upload_queue.js";
 
 const api = createApi();
 const cardsRoot = document.getElementById("cards");
@@ -26,7 +28,14 @@ const feed = createJobFeed({
   onJob: (job) => cards.get(job.id)?.update(job),
   onError: (key, error) => cards.get(key.replace(/^job:/, ""))?.fail(error.message),
   onResync: () => refreshAll(),
-  onConnection: (connected) => document.body.classList.toggle("offline", !connected),
+  onConnection: showConnection,
+});
+
+const uploads = createUploadQueue({
+  upload: (file) => api.uploadImage(file),
+  parallel: PARALLEL_UPLOADS,
+  onWait: ({ until, error }) => showWait(until, error),
+  onResume: () => clearWait(),
 });
 
 function remembered() {
@@ -44,17 +53,24 @@ function remember(jobId, keep = true) {
 }
 
 class JobCard {
-  constructor(filename, previewUrl) {
+  /**
+   * @param {string} filename
+   * @param {Blob | null} file the photo when this page has it (uploads from here); null for restored cards
+   */
+  constructor(filename, file) {
     this.job = null;
-    this.preview = el("img", { class: "preview", alt: "", src: previewUrl || "" });
-    // A file the browser cannot show (or the server rejected) keeps an empty frame, not a broken image.
+    this.file = file;
+    this.preview = el("img", { class: "preview", alt: "", src: file ? URL.createObjectURL(file) : "" });
+    // A file the browser cannot show (TIFF, or one the server refused) keeps an empty frame until the
+    // server's thumbnail (a JPEG made at upload) replaces it.
     this.preview.addEventListener("error", () => this.preview.classList.add("no-preview"));
     this.title = el("div", { class: "card-title" }, filename);
-    this.status = el("span", { class: "state", dataset: { testid: "job-status" } }, "uploading");
-    this.stage = el("span", { class: "stage" }, "Uploading…");
+    this.status = el("span", { class: "state", dataset: { testid: "job-status" } });
+    this.stage = el("span", { class: "stage" });
     this.progress = el("progress", { max: 1, value: 0, dataset: { testid: "job-progress" }, "aria-label": `Progress of ${filename}` });
     this.error = el("p", { class: "card-error", role: "alert", hidden: true });
     this.cancelButton = el("button", { type: "button", class: "button small", hidden: true, onclick: () => this.cancel() }, "Cancel");
+    this.retryButton = el("button", { type: "button", class: "button small", hidden: true, dataset: { testid: "retry-button" }, onclick: () => this.retry() }, "Retry");
     this.openLink = el("a", { class: "button small primary", hidden: true }, "Open result");
     this.removeButton = el("button", { type: "button", class: "button small quiet", hidden: true, title: "Remove this card (the result stays in your gallery)", onclick: () => this.remove() }, "Dismiss");
     this.node = el(
@@ -68,14 +84,24 @@ class JobCard {
         el("div", { class: "card-state" }, this.status, this.stage),
         this.progress,
         this.error,
-        el("div", { class: "card-actions" }, this.cancelButton, this.openLink, this.removeButton),
+        el("div", { class: "card-actions" }, this.cancelButton, this.retryButton, this.openLink, this.removeButton),
       ),
     );
   }
 
+  /** Before the job exists: "waiting" (queued in this page) or "uploading" (its request is on its way). */
+  local(state, words) {
+    this.node.dataset.state = state;
+    this.status.textContent = state;
+    this.status.className = "state";
+    this.stage.textContent = words;
+    this.error.hidden = true;
+    this.retryButton.hidden = true;
+    this.removeButton.hidden = true;
+  }
+
   /** Show a job state (from the upload reply, an ack, an event or an HTTP read). */
   update(job) {
-    const first = !this.job;
     this.job = job;
     this.node.dataset.jobId = job.id;
     this.node.dataset.state = job.state;
@@ -88,21 +114,25 @@ class JobCard {
     this.error.textContent = job.state === "failed" ? job.error || "The job failed." : "";
     const final = FINAL_STATES.has(job.state);
     this.cancelButton.hidden = final;
+    this.retryButton.hidden = job.state !== "failed";
     this.removeButton.hidden = !final;
     this.openLink.hidden = job.state !== "done";
     this.openLink.href = `/jobs/${job.id}`;
-    if (first && !this.preview.getAttribute("src") && job.urls) {
-      this.preview.src = job.urls.thumbnail || job.urls.image;
-      this.preview.addEventListener("error", () => job.urls.image && (this.preview.src = job.urls.image), { once: true });
-    }
-    if (job.state === "done" && job.urls?.thumbnail && this.preview.src.startsWith("blob:")) {
-      URL.revokeObjectURL(this.preview.src);
-      this.preview.src = job.urls.thumbnail;
-    }
+    this.showThumbnail(job);
     if (final) feed.unfollowJob(job.id);
   }
 
-  /** Show an upload or subscribe error in the server's words. */
+  /** The server's thumbnail once the job exists: a JPEG for every format, TIFF included. */
+  showThumbnail(job) {
+    const url = job.urls?.thumbnail;
+    if (!url || this.preview.getAttribute("src") === url) return;
+    const blob = this.preview.src.startsWith("blob:") ? this.preview.src : null;
+    this.preview.classList.remove("no-preview");
+    this.preview.src = url;
+    if (blob) URL.revokeObjectURL(blob);
+  }
+
+  /** Show an upload or subscribe error in the server's words, with a Retry. */
   fail(message) {
     this.node.dataset.state = "failed";
     this.status.textContent = "failed";
@@ -111,6 +141,7 @@ class JobCard {
     this.error.textContent = message;
     this.error.hidden = false;
     this.cancelButton.hidden = true;
+    this.retryButton.hidden = false;
     this.removeButton.hidden = false;
   }
 
@@ -124,6 +155,28 @@ class JobCard {
       showNotice(notices, err.message);
     } finally {
       this.cancelButton.disabled = false;
+    }
+  }
+
+  /**
+   * Send the photo again as a new job: the file this page holds or, for a failed job restored after a
+   * reload, the original the server kept.
+   */
+  async retry() {
+    this.retryButton.disabled = true;
+    try {
+      let file = this.file;
+      if (!file && this.job) {
+        const response = await fetch(this.job.urls?.image || `/api/jobs/${this.job.id}/image`, { credentials: "same-origin" });
+        if (!response.ok) throw new Error(`The original photo could not be read back (${response.status}); upload it again.`);
+        const type = response.headers.get("Content-Type") || "image/png";
+        file = new File([await response.blob()], this.job.filename || "photo.png", { type });
+      }
+      if (file) send(this, file, this.job);
+    } catch (err) {
+      this.fail(err.message);
+    } finally {
+      this.retryButton.disabled = false;
     }
   }
 
@@ -144,11 +197,15 @@ function track(card, job) {
   if (!FINAL_STATES.has(job.state)) feed.followJob(job.id);
 }
 
-async function uploadOne(file) {
-  const card = new JobCard(file.name || "pasted image", URL.createObjectURL(file));
-  cardsRoot.prepend(card.node);
+/** Queue a photo for its card, which then follows the new job; `previous` is the failed job a retry replaces. */
+async function send(card, file, previous = null) {
+  card.local("waiting", "Waiting to be sent");
   try {
-    const job = await api.uploadImage(file);
+    const job = await uploads.add(file, { onStart: () => card.local("uploading", "Sending…") });
+    if (previous) {
+      cards.delete(previous.id);
+      remember(previous.id, false);
+    }
     remember(job.id);
     track(card, job);
   } catch (err) {
@@ -156,16 +213,39 @@ async function uploadOne(file) {
   }
 }
 
-/** Upload files a few at a time; each gets its card at once. */
-async function addFiles(fileList) {
+/** Give each file its card at once; the queue sends them a few at a time, within the server's limits. */
+function addFiles(fileList) {
   const files = [...fileList].filter((f) => f && f.size !== undefined);
   if (!files.length) return;
-  notices.replaceChildren();
-  let next = 0;
-  const worker = async () => {
-    while (next < files.length) await uploadOne(files[next++]);
+  for (const file of files) {
+    const card = new JobCard(file.name || "pasted image", file);
+    cardsRoot.prepend(card.node);
+    send(card, file);
+  }
+}
+
+let waitTimer = 0;
+
+/** Say which limit the server gave and count down to when sending resumes by itself. */
+function showWait(until, error) {
+  clearInterval(waitTimer);
+  const tick = () => {
+    const left = Math.max(0, Math.ceil((until - Date.now()) / 1000));
+    const rest = uploads.waitingCount;
+    showNotice(
+      notices,
+      `${error.message} Sending the ${rest === 1 ? "last photo" : `other ${rest} photos`} by itself in ${left} s.`,
+      "waiting",
+    );
   };
-  await Promise.all(Array.from({ length: Math.min(PARALLEL_UPLOADS, files.length) }, worker));
+  tick();
+  waitTimer = setInterval(tick, 1000);
+}
+
+function clearWait() {
+  clearInterval(waitTimer);
+  waitTimer = 0;
+  notices.replaceChildren();
 }
 
 /** Re-read every card's job over HTTP (after a reconnect, events sent while offline are lost). */

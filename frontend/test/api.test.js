@@ -91,3 +91,19 @@ test("a network failure is reported as such", async () => {
   };
   await assert.rejects(createApi({ fetch }).get("/api/jobs"), { code: "network" });
 });
+
+test("a 429 carries the server's Retry-After and the rest of its error object", async () => {
+  const fetch = async () => ({
+    ok: false,
+    status: 429,
+    statusText: "Too Many Requests",
+    headers: new Headers({ "Retry-After": "3" }),
+    text: async () => JSON.stringify({ error: { status: 429, code: "rate_limited", message: "Too many requests: the limit is 2 per 3 second.", limit: "2 per 3 second" } }),
+  });
+  await assert.rejects(createApi({ fetch }).get("/api/jobs"), (err) => {
+    assert.equal(err.status, 429);
+    assert.equal(err.retryAfter, 3);
+    assert.deepEqual(err.details, { limit: "2 per 3 second" });
+    return true;
+  });
+});

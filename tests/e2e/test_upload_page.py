@@ -4,8 +4,9 @@ drop, a paste; each file gets its card with a preview, the state word and its qu
 from __future__ import annotations
 
 import pytest
+from PIL import Image
 
-from .support import artifact
+from .support import artifact, insert_done_job, insert_failed_job, serve_web_app, synthetic_result
 
 pytestmark = pytest.mark.browser
 
@@ -66,3 +67,162 @@ def test_picker_drop_and_paste_each_make_a_card_in_the_queue(context, web_app, p
     job_id = first.get_attribute("data-job-id")
     first.get_by_role("button", name="Cancel").click()
     page.locator(f"[data-testid=job-card][data-job-id='{job_id}'][data-state=cancelled]").wait_for()
+
+
+def photo_files(tmp_path, count: int, fmt: str = "PNG", size=(48, 36)) -> list[str]:
+    """``count`` small photos on disk, each a different colour."""
+    paths = []
+    for n in range(count):
+        path = tmp_path / f"photo-{n:02d}.{fmt.lower()}"
+        Image.new("RGB", size, (40 + 6 * n, 120, 200 - 5 * n)).save(path, fmt)
+        paths.append(str(path))
+    return paths
+
+
+def test_a_finished_cards_lines_wrap_without_overlapping(browser, web_app):
+    """A long "N objects found: a, b, …" wraps onto lines that lie one under the other (no leaked rule)."""
+    context = browser.new_context(viewport={"width": 390, "height": 844})
+    try:
+        page = context.new_page()
+        page.goto(web_app.base_url + "/")
+        user_id = page.evaluate("fetch('/api/session').then(r => r.json())")["user_id"]
+        result, image = synthetic_result(200, 150, 17, seed=3)
+        job_id = insert_done_job(web_app.settings, user_id, image, result, "crowded.png")
+        # The card of a job this tab uploaded comes back after a reload.
+        page.evaluate("id => sessionStorage.setItem('maskweb.upload.jobs', JSON.stringify([id]))", job_id)
+        page.reload()
+        card = page.locator(f"[data-testid=job-card][data-job-id='{job_id}']")
+        card.wait_for()
+        lines = card.locator(".stage").evaluate(
+            "s => { const r = document.createRange(); r.selectNodeContents(s);"
+            " return [...r.getClientRects()].map(b => [b.top, b.bottom]); }"
+        )
+        assert len(lines) >= 2, lines  # it does wrap at this width
+        for (top_a, bottom_a), (top_b, _bottom_b) in zip(lines, lines[1:], strict=False):
+            assert bottom_a - top_a > 8 and top_b >= bottom_a - 0.5, lines
+        page.screenshot(path=artifact("upload-card-wrapped.png"))
+    finally:
+        context.close()
+
+
+def test_choose_photos_by_keyboard_shows_focus_and_opens_the_picker(context, web_app, tmp_path):
+    page = context.new_page()
+    page.goto(web_app.base_url + "/")
+    page.wait_for_selector("body[data-ready=true]")
+    label = page.locator("label[for=upload-input]")
+    assert label.evaluate("l => getComputedStyle(l).outlineStyle") == "none"
+    for _ in range(6):
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.id") == "upload-input":
+            break
+    assert page.evaluate("document.activeElement.id") == "upload-input"
+    assert label.evaluate("l => getComputedStyle(l).outlineStyle") == "solid"
+    with page.expect_file_chooser() as chooser:
+        page.keyboard.press("Space")
+    chooser.value.set_files(photo_files(tmp_path, 1))
+    page.locator("[data-testid=job-card][data-state=queued]").wait_for()
+
+
+def test_a_tiff_card_gets_the_servers_thumbnail(context, web_app, tmp_path):
+    page = context.new_page()
+    page.goto(web_app.base_url + "/")
+    page.wait_for_selector("body[data-ready=true]")
+    page.get_by_test_id("upload-input").set_input_files(photo_files(tmp_path, 1, "TIFF", (120, 90)))
+    card = page.locator("[data-testid=job-card][data-state=queued]")
+    card.wait_for()
+    preview = card.locator("img.preview")
+    page.wait_for_function(
+        "img => img.complete && img.naturalWidth > 0 && img.src.endsWith('/thumbnail')",
+        arg=preview.element_handle(),
+    )
+    assert preview.is_visible()
+
+
+def test_a_refused_upload_can_be_retried(context, web_app, tmp_path):
+    page = context.new_page()
+    page.goto(web_app.base_url + "/")
+    page.wait_for_selector("body[data-ready=true]")
+    bogus = tmp_path / "notes.png"
+    bogus.write_text("not a picture")
+    page.get_by_test_id("upload-input").set_input_files(str(bogus))
+    card = page.locator("[data-testid=job-card][data-state=failed]")
+    card.wait_for()
+    message = card.locator(".card-error").inner_text()
+    with page.expect_response(lambda r: r.url.endswith("/api/jobs") and r.request.method == "POST") as sent:
+        card.get_by_test_id("retry-button").click()
+    assert sent.value.status == 415
+    page.locator("[data-testid=job-card][data-state=failed]").wait_for()
+    assert card.locator(".card-error").inner_text() == message
+
+
+def test_a_failed_job_is_retried_from_its_card_with_the_kept_original(context, web_app):
+    page = context.new_page()
+    page.goto(web_app.base_url + "/")
+    user_id = page.evaluate("fetch('/api/session').then(r => r.json())")["user_id"]
+    result, image = synthetic_result(120, 90, 2, seed=4)
+    failed_id = insert_failed_job(web_app.settings, user_id, image, "broken.png")
+    page.evaluate("id => sessionStorage.setItem('maskweb.upload.jobs', JSON.stringify([id]))", failed_id)
+    page.reload()
+    card = page.locator(f"[data-testid=job-card][data-job-id='{failed_id}']")
+    card.wait_for()
+    assert card.get_attribute("data-state") == "failed"
+    assert card.locator(".card-error").inner_text() == "The model ran out of memory on this photo."
+    card.get_by_test_id("retry-button").click()
+    retried = page.locator("[data-testid=job-card][data-state=queued]")
+    retried.wait_for()
+    new_id = retried.get_attribute("data-job-id")
+    assert new_id != failed_id
+    assert retried.locator(".card-title").inner_text() == "broken.png"
+    sent = page.evaluate(f"fetch('/api/jobs/{new_id}').then(r => r.json())")
+    assert (sent["width"], sent["height"]) == (120, 90)
+
+
+@pytest.fixture(scope="module")
+def limited_app(tmp_path_factory):
+    """The web app with an upload limit of 3 per 2 seconds, so a dozen photos run into it."""
+    from backend.settings import Settings
+
+    data_dir = tmp_path_factory.mktemp("e2e-limited")
+    settings = Settings(
+        data_dir=data_dir, secret_key="e2e", weights=data_dir / "w.h5", upload_rate_limit="3 per 2 second"
+    )
+    with serve_web_app(settings) as running:
+        yield running
+
+
+def test_many_photos_wait_out_the_rate_limit_and_all_arrive(context, limited_app, tmp_path):
+    page = context.new_page()
+    page.goto(limited_app.base_url + "/")
+    page.wait_for_selector("body[data-ready=true]")
+    notices = page.evaluate_handle(
+        """() => { const seen = []; new MutationObserver(() => { const t = document.getElementById('notices').innerText;
+           if (t && seen[seen.length - 1] !== t) seen.push(t); }).observe(document.getElementById('notices'),
+           {subtree: true, childList: true, characterData: true}); return seen; }"""
+    )
+    statuses = []
+    page.on(
+        "response",
+        lambda r: (
+            statuses.append(r.status) if r.url.endswith("/api/jobs") and r.request.method == "POST" else None
+        ),
+    )
+    count = 10
+    page.get_by_test_id("upload-input").set_input_files(photo_files(tmp_path, count))
+    page.wait_for_function(
+        "n => document.querySelectorAll('[data-testid=job-card][data-state=queued]').length === n",
+        arg=count,
+        timeout=30_000,
+    )
+    assert page.locator("[data-testid=job-card][data-state=failed]").count() == 0
+    seen = notices.json_value()
+    assert any("the limit is 3 per 2 second" in text and " s." in text for text in seen), seen
+    # After a refusal nothing more was sent until the wait was over: at most the requests already in
+    # flight (two more) were refused with it.
+    refused = statuses.count(429)
+    assert 1 <= refused and statuses.count(202) == count, statuses
+    runs, run = [], 0
+    for status in statuses:
+        run = run + 1 if status == 429 else 0
+        runs.append(run)
+    assert max(runs) <= 3, statuses
+    page.wait_for_function("() => document.getElementById('notices').innerText === ''")
