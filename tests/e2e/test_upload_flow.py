@@ -239,7 +239,9 @@ def test_a_lost_connection_loses_nothing(browser, live_stack, photo):
             page.wait_for_function("() => !document.body.classList.contains('offline')")
             stop_process(live_stack.web, signal.SIGTERM, grace_s=10)
             live_stack.web = None
-            page.wait_for_function("() => document.body.classList.contains('offline')", timeout=30_000)
+            banner = page.get_by_test_id("connection-lost")
+            banner.wait_for(timeout=30_000)
+            assert "Connection to the server lost" in banner.inner_text()
         finally:
             live_stack.release("model")
         # The job finishes while the browser has no connection: its events are lost to this page.
@@ -253,6 +255,7 @@ def test_a_lost_connection_loses_nothing(browser, live_stack, photo):
             timeout=60_000
         )
         assert card.get_by_test_id("job-status").inner_text() == "done"
+        assert page.get_by_test_id("connection-lost").is_hidden()
     finally:
         if live_stack.web is None:
             live_stack.start_web()

@@ -18,6 +18,7 @@ from .support import (
     artifact,
     decode_mask,
     insert_done_job,
+    insert_failed_job,
     interior_point,
     label_text,
     next_frames,
@@ -539,3 +540,52 @@ def test_destroy_removes_the_viewers_listeners(context, web_app, scene):
     assert label_text(page) is not None
     page.keyboard.press("Escape")
     assert label_text(page) is None
+
+
+def test_each_result_tab_has_its_own_title(context, web_app, scene):
+    result, image, _ = scene
+    page, _ = open_viewer(context, web_app, result, image, filename="kitchen.png")
+    assert page.title() == f"kitchen.png: {len(result['instances'])} objects · maskweb"
+    empty, empty_image = synthetic_result(160, 120, 0, seed=1)
+    other, _ = open_viewer(context, web_app, empty, empty_image, filename="garden.png")
+    assert other.title() == "garden.png: 0 objects · maskweb"
+
+
+def test_a_queued_jobs_page_can_cancel_it(context, web_app):
+    page = context.new_page()
+    page.goto(web_app.base_url + "/")
+    job_id = page.evaluate(
+        """async () => { const s = await (await fetch('/api/session')).json();
+           const c = document.createElement('canvas'); c.width = 32; c.height = 24;
+           const blob = await new Promise(r => c.toBlob(r, 'image/png'));
+           const f = new FormData(); f.append('image', blob, 'waiting.png');
+           const r = await fetch('/api/jobs', {method: 'POST', body: f, headers: {'X-CSRF-Token': s.csrf_token}});
+           return (await r.json()).jobs[0].id; }"""
+    )
+    page.goto(f"{web_app.base_url}/jobs/{job_id}")
+    assert page.get_by_test_id("job-status").inner_text() == "queued"
+    assert page.title() == "waiting.png: queued · maskweb"
+    page.get_by_test_id("cancel-button").click()
+    page.wait_for_function(
+        "() => document.querySelector('[data-testid=job-status]').textContent === 'cancelled'"
+    )
+    assert page.get_by_test_id("cancel-button").is_hidden()
+    assert page.evaluate(f"fetch('/api/jobs/{job_id}').then(r => r.json()).then(j => j.state)") == "cancelled"
+
+
+def test_a_failed_jobs_page_retries_it_as_a_new_job(context, web_app, scene):
+    _, image, _ = scene
+    page = context.new_page()
+    page.goto(web_app.base_url + "/")
+    user_id = page.evaluate("fetch('/api/session').then(r => r.json())")["user_id"]
+    failed_id = insert_failed_job(web_app.settings, user_id, image, "broken.png")
+    page.goto(f"{web_app.base_url}/jobs/{failed_id}")
+    assert "ran out of memory" in page.get_by_test_id("error").inner_text()
+    with page.expect_navigation():
+        page.get_by_test_id("retry-button").click()
+    new_id = page.url.rsplit("/", 1)[-1]
+    assert new_id != failed_id
+    page.get_by_test_id("job-status").wait_for()
+    assert page.get_by_test_id("job-status").inner_text() == "queued"
+    job = page.evaluate(f"fetch('/api/jobs/{new_id}').then(r => r.json())")
+    assert (job["filename"], job["width"], job["height"]) == ("broken.png", WIDTH, HEIGHT)
