@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from .support import insert_done_job, synthetic_result
+from .support import VIEWER_READY, insert_done_job, synthetic_result
 
 pytestmark = pytest.mark.browser
 
@@ -46,8 +46,11 @@ def test_every_page_works_under_the_policy_with_no_violation(context, browser, w
     upload.get_by_test_id("upload-input").set_input_files(
         [{"name": "a.png", "mimeType": "image/png", "buffer": _png()}]
     )
-    upload.wait_for_selector("[data-testid=job-card][data-state=queued] img.preview")
-    assert upload.locator("img.preview").evaluate("img => img.complete && img.naturalWidth > 0")
+    preview = upload.wait_for_selector("[data-testid=job-card][data-state=queued] img.preview")
+    # The blob: preview, then the server's thumbnail once the job exists.
+    upload.wait_for_function(
+        "img => img.complete && img.naturalWidth > 0 && img.src.endsWith('/thumbnail')", arg=preview
+    )
     assert_no_violation(upload, problems)
 
     job_id = insert_done_job(web_app.settings, user_id, image, result, "csp.png")
@@ -56,7 +59,7 @@ def test_every_page_works_under_the_policy_with_no_violation(context, browser, w
     )
     assert_no_violation(gallery, problems)
 
-    viewer, problems = open_page(context, f"{base}/jobs/{job_id}", "#viewer-root[data-ready=true]")
+    viewer, problems = open_page(context, f"{base}/jobs/{job_id}", VIEWER_READY)
     viewer.get_by_test_id("share-button").click()
     viewer.get_by_test_id("share-url").wait_for(state="visible")
     link = viewer.get_by_test_id("share-url").inner_text()
@@ -64,7 +67,7 @@ def test_every_page_works_under_the_policy_with_no_violation(context, browser, w
 
     stranger = browser.new_context()
     try:
-        shared, problems = open_page(stranger, link, "#viewer-root[data-ready=true]")
+        shared, problems = open_page(stranger, link, VIEWER_READY)
         assert_no_violation(shared, problems)
         missing, problems = open_page(stranger, base + "/s/not-a-token", "[data-testid=error]")
         assert_no_violation(missing, problems)
