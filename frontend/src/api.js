@@ -126,6 +126,23 @@ export function createApi({ fetch: fetchImpl = globalThis.fetch.bind(globalThis)
     },
 
     /**
+     * A job's original photo (as the server kept it) as a File named like the upload, to send it again.
+     * @param {{id: string, filename?: string, urls?: {image?: string}}} job
+     * @returns {Promise<File>}
+     */
+    async originalFile(job) {
+      let response;
+      try {
+        response = await fetchImpl(base + (job.urls?.image || `/api/jobs/${job.id}/image`), { credentials: "same-origin" });
+      } catch (err) {
+        throw new ApiError(`Could not reach the server (${err.message}).`, 0, "network");
+      }
+      if (!response.ok) await readJson(response);
+      const type = response.headers.get("Content-Type") || "image/png";
+      return new File([await response.blob()], job.filename || "photo.png", { type });
+    },
+
+    /**
      * One page of the visitor's jobs, newest first.
      * @param {{cursor?: string|null, className?: string|null, limit?: number}} [query]
      * @returns {Promise<{jobs: object[], next_cursor: string|null}>}

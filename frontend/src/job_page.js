@@ -64,69 +64,54 @@ function showShare(share) {
   }
 }
 
+/**
+ * Run a button's action with the button disabled meanwhile; a failure is said in the status area, with the
+ * wait the server asked for when it refused for a limit.
+ */
+async function press(button, action) {
+  button.disabled = true;
+  try {
+    await action();
+  } catch (err) {
+    showNotice(status, err.retryAfter ? `${err.message} Try again in ${err.retryAfter} s.` : err.message);
+  } finally {
+    button.disabled = false;
+  }
+}
+
 /** Share (the server answers the live link when there is one, so a second click mints nothing) and copy. */
 async function share() {
-  shareButton.disabled = true;
+  const reply = await api.post(`/api/jobs/${jobId}/share`);
+  showShare({ url: reply.url || `/s/${reply.token}` });
   try {
-    const reply = await api.post(`/api/jobs/${jobId}/share`);
-    showShare({ url: reply.url || `/s/${reply.token}` });
-    try {
-      await navigator.clipboard.writeText(shareUrl.href);
-      shareButton.textContent = "Link copied";
-    } catch {
-      shareButton.textContent = "Copy the link beside";
-    }
-  } catch (err) {
-    showNotice(status, err.message);
-  } finally {
-    shareButton.disabled = false;
+    await navigator.clipboard.writeText(shareUrl.href);
+    shareButton.textContent = "Link copied";
+  } catch {
+    shareButton.textContent = "Copy the link beside";
   }
 }
 
 /** Revoke every share link of this job: the shared page stops working for everyone. */
 async function unshare() {
-  unshareButton.disabled = true;
-  try {
-    await api.delete(`/api/jobs/${jobId}/share`);
-    showShare(null);
-    shareButton.focus();
-  } catch (err) {
-    showNotice(status, err.message);
-  } finally {
-    unshareButton.disabled = false;
-  }
+  await api.delete(`/api/jobs/${jobId}/share`);
+  showShare(null);
+  shareButton.focus();
 }
 
 async function cancel() {
-  cancelButton.disabled = true;
-  try {
-    await show(await api.post(`/api/jobs/${jobId}/cancel`));
-  } catch (err) {
-    showNotice(status, err.message);
-  } finally {
-    cancelButton.disabled = false;
-  }
+  await show(await api.post(`/api/jobs/${jobId}/cancel`));
 }
 
 /** Send the failed job's original again as a new job, and go to that job's page. */
 async function retry() {
-  retryButton.disabled = true;
-  try {
-    const response = await fetch(current.urls?.image || `/api/jobs/${jobId}/image`, { credentials: "same-origin" });
-    if (!response.ok) throw new Error(`The original photo could not be read back (${response.status}); upload it again.`);
-    const file = new File([await response.blob()], current.filename || "photo.png", { type: response.headers.get("Content-Type") || "image/png" });
-    const job = await api.uploadImage(file);
-    window.location.assign(`/jobs/${job.id}`);
-  } catch (err) {
-    showNotice(status, err.retryAfter ? `${err.message} Try again in ${err.retryAfter} s.` : err.message);
-    retryButton.disabled = false;
-  }
+  const job = await api.uploadImage(await api.originalFile(current));
+  window.location.assign(`/jobs/${job.id}`);
 }
 
-shareButton.addEventListener("click", share);
-unshareButton.addEventListener("click", unshare);
-cancelButton.addEventListener("click", cancel);
-retryButton.addEventListener("click", retry);
+shareButton.addEventListener("click", () => press(shareButton, share));
+unshareButton.addEventListener("click", () => press(unshareButton, unshare));
+cancelButton.addEventListener("click", () => press(cancelButton, cancel));
+retryButton.addEventListener("click", () => press(retryButton, retry));
 
 async function main() {
   let job;

@@ -165,13 +165,7 @@ class JobCard {
   async retry() {
     this.retryButton.disabled = true;
     try {
-      let file = this.file;
-      if (!file && this.job) {
-        const response = await fetch(this.job.urls?.image || `/api/jobs/${this.job.id}/image`, { credentials: "same-origin" });
-        if (!response.ok) throw new Error(`The original photo could not be read back (${response.status}); upload it again.`);
-        const type = response.headers.get("Content-Type") || "image/png";
-        file = new File([await response.blob()], this.job.filename || "photo.png", { type });
-      }
+      const file = this.file || (this.job && (await api.originalFile(this.job)));
       if (file) send(this, file, this.job);
     } catch (err) {
       this.fail(err.message);

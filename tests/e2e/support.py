@@ -243,6 +243,28 @@ def _insert_job(settings, user_id: str, image: Image.Image, filename: str, resul
     return job_id
 
 
+def open_result(
+    page, web_app, result: dict, image: Image.Image, filename: str, timeout_ms: int = 30_000
+) -> str:
+    """Give the page's visitor a finished job holding ``result`` and open its viewer; returns the job id."""
+    page.goto(web_app.base_url + "/gallery")
+    user_id = page.evaluate("fetch('/api/session').then(r => r.json())")["user_id"]
+    job_id = insert_done_job(web_app.settings, user_id, image, result, filename)
+    page.goto(f"{web_app.base_url}/jobs/{job_id}")
+    page.wait_for_selector(VIEWER_READY, timeout=timeout_ms)
+    return job_id
+
+
+def upload_not_an_image(page, tmp_path):
+    """Pick a .png that is text; returns its card once the server has refused it."""
+    bogus = tmp_path / "notes.png"
+    bogus.write_text("this is not a picture")
+    page.get_by_test_id("upload-input").set_input_files(str(bogus))
+    card = page.locator("[data-testid=job-card][data-state=failed]").first
+    card.wait_for()
+    return card
+
+
 def to_screen(page, result: dict, x: int, y: int) -> tuple[float, float]:
     """Viewport position of image pixel (x, y), through the overlay canvas' on-screen rectangle; scrolls the
     page first when that pixel is outside the window."""

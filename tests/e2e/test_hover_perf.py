@@ -17,10 +17,9 @@ import statistics
 import pytest
 
 from .support import (
-    VIEWER_READY,
     artifact,
-    insert_done_job,
     interior_point,
+    open_result,
     synthetic_result,
     top_instance_map,
     write_json,
@@ -73,11 +72,7 @@ def test_hover_cost_on_a_12_megapixel_photo_with_50_instances(context, web_app):
     points = [interior_point(owner, i) for i in visible]
 
     page = context.new_page()
-    page.goto(web_app.base_url + "/gallery")
-    user_id = page.evaluate("fetch('/api/session').then(r => r.json())")["user_id"]
-    job_id = insert_done_job(web_app.settings, user_id, image, result, "twelve-megapixels.png")
-    page.goto(f"{web_app.base_url}/jobs/{job_id}")
-    page.wait_for_selector(VIEWER_READY, timeout=120_000)
+    open_result(page, web_app, result, image, "twelve-megapixels.png", timeout_ms=120_000)
     page.wait_for_timeout(1500)  # idle time: the viewer prepares the per-instance highlight patches
 
     moves = (points * 3)[:100]

@@ -23,6 +23,7 @@ from .support import (
     next_frames,
     to_screen,
     top_instance_map,
+    upload_not_an_image,
 )
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -182,11 +183,7 @@ def test_rejected_upload_shows_the_servers_words_and_cancel_works(browser, live_
         page.wait_for_selector("body[data-ready=true]")
 
         # Not an image: the card says what the server said, word for word.
-        bogus = tmp_path / "notes.png"
-        bogus.write_text("this is not a picture")
-        page.get_by_test_id("upload-input").set_input_files(str(bogus))
-        card = page.locator("[data-testid=job-card][data-state=failed]").first
-        card.wait_for()
+        card = upload_not_an_image(page, tmp_path)
         server_says = page.evaluate(
             """async () => { const s = await (await fetch('/api/session')).json(); const f = new FormData();
                f.append('image', new Blob(['this is not a picture']), 'notes.png');

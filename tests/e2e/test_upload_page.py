@@ -6,7 +6,14 @@ from __future__ import annotations
 import pytest
 from PIL import Image
 
-from .support import artifact, insert_done_job, insert_failed_job, serve_web_app, synthetic_result
+from .support import (
+    artifact,
+    insert_done_job,
+    insert_failed_job,
+    serve_web_app,
+    synthetic_result,
+    upload_not_an_image,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -142,11 +149,7 @@ def test_a_refused_upload_can_be_retried(context, web_app, tmp_path):
     page = context.new_page()
     page.goto(web_app.base_url + "/")
     page.wait_for_selector("body[data-ready=true]")
-    bogus = tmp_path / "notes.png"
-    bogus.write_text("not a picture")
-    page.get_by_test_id("upload-input").set_input_files(str(bogus))
-    card = page.locator("[data-testid=job-card][data-state=failed]")
-    card.wait_for()
+    card = upload_not_an_image(page, tmp_path)
     message = card.locator(".card-error").inner_text()
     with page.expect_response(lambda r: r.url.endswith("/api/jobs") and r.request.method == "POST") as sent:
         card.get_by_test_id("retry-button").click()

@@ -17,11 +17,11 @@ from .support import (
     VIEWER_READY,
     artifact,
     decode_mask,
-    insert_done_job,
     insert_failed_job,
     interior_point,
     label_text,
     next_frames,
+    open_result,
     synthetic_result,
     to_screen,
     top_instance_map,
@@ -44,11 +44,7 @@ def open_viewer(context, web_app, result, image, filename="scene.png"):
     page = context.new_page()
     errors = []
     page.on("pageerror", lambda e: errors.append(str(e)))
-    page.goto(web_app.base_url + "/gallery")
-    user_id = page.evaluate("fetch('/api/session').then(r => r.json())")["user_id"]
-    job_id = insert_done_job(web_app.settings, user_id, image, result, filename)
-    page.goto(f"{web_app.base_url}/jobs/{job_id}")
-    page.wait_for_selector(VIEWER_READY, timeout=30_000)
+    job_id = open_result(page, web_app, result, image, filename)
     page.js_errors = errors
     return page, job_id
 

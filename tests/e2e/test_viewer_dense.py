@@ -6,11 +6,10 @@ from __future__ import annotations
 import pytest
 
 from .support import (
-    VIEWER_READY,
     artifact,
-    insert_done_job,
     interior_point,
     label_text,
+    open_result,
     synthetic_result,
     to_screen,
     top_instance_map,
@@ -46,11 +45,7 @@ def test_captions_stay_inside_the_photo_without_overlapping(browser, web_app, de
     )
     try:
         page = context.new_page()
-        page.goto(web_app.base_url + "/gallery")
-        user_id = page.evaluate("fetch('/api/session').then(r => r.json())")["user_id"]
-        job_id = insert_done_job(web_app.settings, user_id, image, result, "crowd.png")
-        page.goto(f"{web_app.base_url}/jobs/{job_id}")
-        page.wait_for_selector(VIEWER_READY, timeout=30_000)
+        open_result(page, web_app, result, image, "crowd.png")
         photo = page.get_by_test_id("overlay").bounding_box()
         shown = captions(page)
         assert len(shown) >= (6 if phone else 15), len(shown)
