@@ -18,6 +18,7 @@ COMMAND_MODULES = (
     "backend.cli.segment",  # segment IMAGE...
     "backend.cli.weights",  # weights download | verify | path
     "backend.cli.bench",  # bench
+    "backend.cli.gc",  # gc: files of uploads that never got a row
 )
 
 

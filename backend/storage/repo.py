@@ -13,7 +13,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import String, and_, cast, or_, select, update
+from sqlalchemy import String, and_, cast, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from .models import CANCELLED, QUEUED, RUNNING, Job, ShareLink, secret_digest, utcnow
@@ -185,12 +185,28 @@ def shared_job(session: Session, token: str) -> Job | None:
 # --- orphaned files -----------------------------------------------------------------------------------------------
 
 
-def remove_orphan_files(session: Session, store, min_age_s: float = 3600) -> list[str]:
-    """Delete the files of jobs that have no job row and were last written over ``min_age_s`` seconds ago.
+ORPHAN_MIN_AGE_S = 3600
 
-    Such files are left only by a process killed between writing an upload's files and committing its
-    rows (any handled failure cleans up at once); the age keeps an upload in flight elsewhere safe.
-    ``store`` is a ``FileStore``. Returns the ids removed.
+
+@dataclass
+class OrphanScan:
+    """What ``find_orphan_files`` saw: job ids with files, how many of them have rows, the orphans (old
+    enough to remove), and ``refusal``: why nothing may be removed (a sentence), or None."""
+
+    stored: int
+    known: int
+    orphans: list[str]
+    refusal: str | None
+
+
+def find_orphan_files(session: Session, store, min_age_s: float = ORPHAN_MIN_AGE_S) -> OrphanScan:
+    """Jobs whose files exist in ``store`` (a ``FileStore``) but that have no row, last written over
+    ``min_age_s`` seconds ago. Such files are left only by a process killed between writing an upload's files
+    and committing its rows (any handled failure cleans up at once); the age keeps an upload in flight safe.
+
+    Refuses (``refusal`` set, ``orphans`` still listed) when the database has no job at all while files
+    exist: that is a new or wrong database (a mistyped ``DATABASE_URL``), and every file would look orphaned.
+    Removes nothing.
     """
     import time
 
@@ -201,9 +217,21 @@ def remove_orphan_files(session: Session, store, min_age_s: float = 3600) -> lis
         chunk = stored[start : start + 500]
         known |= set(session.scalars(select(Job.id).where(Job.id.in_(chunk))))
     cutoff = time.time() - min_age_s
-    removed = []
-    for job_id in stored:
-        if job_id not in known and ages[job_id] < cutoff:
-            store.remove_job(job_id)
-            removed.append(job_id)
-    return removed
+    orphans = [job_id for job_id in stored if job_id not in known and ages[job_id] < cutoff]
+    refusal = None
+    if stored and session.scalar(select(func.count()).select_from(Job)) == 0:
+        refusal = (
+            f"the database has no jobs at all, but {store.describe()} holds the files of {len(stored)} jobs: "
+            "it looks new or is not the database these files belong to (check DATABASE_URL). Nothing removed."
+        )
+    return OrphanScan(len(stored), len(known), orphans, refusal)
+
+
+def remove_orphan_files(session: Session, store, min_age_s: float = ORPHAN_MIN_AGE_S) -> list[str]:
+    """Delete what ``find_orphan_files`` finds, unless it refuses (then nothing). Returns the ids removed."""
+    scan = find_orphan_files(session, store, min_age_s)
+    if scan.refusal:
+        return []
+    for job_id in scan.orphans:
+        store.remove_job(job_id)
+    return scan.orphans

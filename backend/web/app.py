@@ -81,21 +81,6 @@ def get_db() -> Session:
     return g.db
 
 
-def _remove_orphans(svc: WebServices) -> None:
-    """Files of uploads whose process died before committing (see ``repo.remove_orphan_files``)."""
-    from backend.storage.db import session_scope
-    from backend.storage.repo import remove_orphan_files
-
-    try:
-        with session_scope(svc.engine) as db:
-            removed = remove_orphan_files(db, svc.files)
-    except Exception:
-        log.exception("could not sweep orphaned upload files")
-        return
-    if removed:
-        log.warning("removed the files of %d uploads interrupted before commit", len(removed))
-
-
 def create_app(
     settings: Settings | None = None,
     submit: Submitter | None = None,
@@ -131,7 +116,6 @@ def create_app(
         cancel=cancel or _default_cancel,
     )
 
-    _remove_orphans(app.extensions["maskweb"])
     register_error_handlers(app)
     init_identity(app)
     init_security_headers(app)
