@@ -29,6 +29,7 @@
 | ``MASKWEB_MAX_CONCURRENT_DECODES`` | ``max_concurrent_decodes`` | ``2`` image decodes at once in a web process |
 | ``MASKWEB_DECODE_WAIT_S`` | ``decode_wait_s`` | ``10``: how long an upload waits for decode room before a 503 |
 | ``MASKWEB_COOKIE_SECURE`` | ``cookie_secure`` | off; set ``1`` behind HTTPS so the identity cookie is ``Secure`` |
+| ``MASKWEB_OPS_TOKEN`` | ``ops_token`` | unset: ``/readyz`` and ``/metrics`` details only for loopback callers |
 
 With ``MASKWEB_STORAGE_URL`` set, the bucket's endpoint and credentials are boto3's own settings
 (``AWS_ENDPOINT_URL``, ``AWS_ACCESS_KEY_ID``, ...), which boto3 reads itself.
@@ -97,6 +98,7 @@ class Settings:
     max_concurrent_decodes: int = 2
     decode_wait_s: float = 10
     cookie_secure: bool = False
+    ops_token: str | None = None  # bearer token for /readyz and /metrics details (host names, pids, errors)
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir).expanduser().resolve()
@@ -144,6 +146,7 @@ class Settings:
             decode_memory_mb=_env_float(env, "MASKWEB_DECODE_MEMORY_MB", 1024),
             max_concurrent_decodes=_env_int(env, "MASKWEB_MAX_CONCURRENT_DECODES", 2),
             decode_wait_s=_env_float(env, "MASKWEB_DECODE_WAIT_S", 10),
+            ops_token=env.get("MASKWEB_OPS_TOKEN") or None,
             cookie_secure=(env.get("MASKWEB_COOKIE_SECURE") or "").strip().lower()
             in ("1", "true", "yes", "on"),
         )

@@ -14,6 +14,7 @@ from flask import Blueprint, jsonify
 from sqlalchemy import text
 
 from .app import services
+from .ops_access import may_see_details
 
 WORKER_KEY_PREFIX = "maskweb:worker:"
 REDIS_TIMEOUT_S = 2
@@ -79,8 +80,14 @@ def check_redis_and_workers() -> tuple[dict, dict]:
 
 @bp.get("/readyz")
 def readyz():
+    """Ready when the database, Redis and at least one worker answer. Anonymous callers get each check's
+    ``ok`` and the worker count; details (errors, host names, pids) need ``ops_access.may_see_details``."""
     database = check_database()
     redis_check, workers = check_redis_and_workers()
     ready = database["ok"] and redis_check["ok"] and workers["ok"]
-    body = {"ready": ready, "checks": {"database": database, "redis": redis_check, "workers": workers}}
-    return jsonify(body), 200 if ready else 503
+    checks = {"database": database, "redis": redis_check, "workers": workers}
+    if not may_see_details():
+        checks = {
+            name: {k: v for k, v in check.items() if k in ("ok", "count")} for name, check in checks.items()
+        }
+    return jsonify({"ready": ready, "checks": checks}), 200 if ready else 503

@@ -28,6 +28,15 @@ from backend.storage.db import session_scope
 from backend.storage.models import DONE, QUEUED, STATES, Job
 
 RECENT_JOBS = 500
+# What anyone may read: job and upload counts. Timings, per-endpoint requests and the workers' figures need
+# the ops token or a loopback caller (``ops_access``).
+PUBLIC_SAMPLES = (
+    "maskweb_jobs",
+    "maskweb_queue_waiting",
+    "maskweb_queue_dispatched",
+    "maskweb_uploads_total",
+    "maskweb_upload_rejections_total",
+)
 log = logging.getLogger(__name__)
 
 
@@ -162,6 +171,11 @@ def init_metrics(app: Flask) -> WebMetrics:
 
     @app.get("/metrics")
     def metrics_view():
-        return Response(generate_latest(metrics.registry), mimetype=CONTENT_TYPE_LATEST)
+        from .ops_access import may_see_details
+
+        registry = (
+            metrics.registry if may_see_details() else metrics.registry.restricted_registry(PUBLIC_SAMPLES)
+        )
+        return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
 
     return metrics

@@ -81,3 +81,38 @@ def test_metrics_include_the_workers_durations_from_redis(redis_settings, queue)
     text = app.test_client().get("/metrics").get_data(as_text=True)
     assert _metric(text, 'maskweb_job_duration_seconds_count{outcome="done"}') == 1
     assert _metric(text, "maskweb_model_duration_seconds_sum") == 2.0
+
+
+REMOTE = {"REMOTE_ADDR": "203.0.113.7"}
+
+
+def test_anonymous_remote_callers_get_status_and_counts_only(redis_settings, queue):
+    """Worker host names, pids and error texts are for operators: the ops token, or a caller on this host."""
+    redis_settings.ops_token = "ops-secret"
+    app = create_app(redis_settings, submit=queue.submit, cancel=queue.cancel)
+    r = redis.Redis.from_url(redis_settings.redis_url)
+    r.set(WORKER_KEY_PREFIX + "gpu-box-1", json.dumps({"pid": 4242, "model_config": "coco"}), ex=30)
+    app.extensions["maskweb"].engine = make_engine("postgresql+psycopg://postgres:hunter2@127.0.0.1:1/none")
+    client = app.test_client()
+
+    for headers in ({}, {"Authorization": "Bearer wrong"}, {"X-Forwarded-For": "198.51.100.1"}):
+        environ = REMOTE if "X-Forwarded-For" not in headers else {}  # a proxy on this host relays it
+        response = client.get("/readyz", headers=headers, environ_base=environ)
+        assert response.status_code == 503
+        assert response.get_json() == {
+            "ready": False,
+            "checks": {"database": {"ok": False}, "redis": {"ok": True}, "workers": {"ok": True, "count": 1}},
+        }
+        text = client.get("/metrics", headers=headers, environ_base=environ).get_data(as_text=True)
+        assert "maskweb_uploads_total" in text and "maskweb_http_requests_total" not in text
+        assert "gpu-box" not in text and "4242" not in text
+
+    for headers, environ in (({"Authorization": "Bearer ops-secret"}, REMOTE), ({}, {})):  # token, loopback
+        checks = client.get("/readyz", headers=headers, environ_base=environ).get_json()["checks"]
+        assert checks["workers"]["workers"] == [
+            {"hostname": "gpu-box-1", "pid": 4242, "model_config": "coco"}
+        ]
+        assert "OperationalError" in checks["database"]["error"]
+        text = client.get("/metrics", headers=headers, environ_base=environ).get_data(as_text=True)
+        assert "maskweb_http_requests_total" in text
+    r.close()
