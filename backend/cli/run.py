@@ -89,6 +89,7 @@ def web_argv(host: str, port: int, threads: int = WEB_THREADS) -> list[str]:
         "--timeout", "120",
         "--graceful-timeout", "10",
         "--access-logfile", "-",
+        "--logger-class", "backend.web.access_log.RedactingLogger",  # no share token in the access log
         "--no-control-socket",  # several servers on one machine would fight over its one default path
         "backend.web.wsgi:app",
     ]  # fmt: skip
