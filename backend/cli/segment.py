@@ -65,8 +65,9 @@ def _score(text: str) -> float:
 
 
 def run(args: argparse.Namespace) -> int:
-    from backend.segmentation.images import ImageRejected, load_image, to_array
+    from backend.segmentation.images import ImageRejected
     from backend.segmentation.model_config import ModelConfigError, load_model_config
+    from backend.segmentation.pipeline import decode, segment_and_save
     from backend.segmentation.weights import WeightsCorrupt, WeightsMissing, resolve_weights
 
     config_spec = args.config or os.environ.get("MASKWEB_MODEL_CONFIG") or "coco"
@@ -88,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
     failed = 0
     for path in args.images:
         try:
-            image = load_image(path)
+            decoded = decode(path)
         except ImageRejected as exc:
             failed += 1
             _error(f"{path}: {exc.message}")
@@ -111,15 +112,12 @@ def run(args: argparse.Namespace) -> int:
                 return _fail(_mismatch_line(exc, weights, config_spec))
             except WeightsFileError as exc:
                 return _fail(str(exc))
-        result = segmenter.segment(to_array(image))
-        if args.min_score is not None:
-            result = result.above(args.min_score)
-        stem = _unique_stem(path.stem, stems)
-        json_path, overlay_path = _write_outputs(args.out, stem, path.name, image, result)
+        outputs = FolderOutputs(args.out, _unique_stem(path.stem, stems))
+        result = segment_and_save(segmenter, decoded, outputs, min_score=args.min_score, image=path.name)
         found = ", ".join(f"{n} {name}" for name, n in result.class_counts().items()) or "nothing found"
         count = len(result.instances)
         noun = "instance" if count == 1 else "instances"
-        print(f"{path}: {count} {noun} ({found}) -> {json_path}, {overlay_path}", flush=True)
+        print(f"{path}: {count} {noun} ({found}) -> {outputs.json_path}, {outputs.overlay_path}", flush=True)
     return EXIT_SOME_FAILED if failed else EXIT_OK
 
 
@@ -137,15 +135,19 @@ def _mismatch_line(exc, weights, config_spec) -> str:
     )
 
 
-def _write_outputs(out: Path, stem: str, image_name: str, image, result) -> tuple[Path, Path]:
-    from backend.segmentation.overlay import render_overlay
+class FolderOutputs:
+    """The pipeline's ``ResultSink`` for one image: ``<stem>.overlay.png`` and ``<stem>.json`` in ``out``,
+    each written whole or not at all."""
 
-    document = {"image": image_name, **result.to_dict()}
-    json_path = out / f"{stem}.json"
-    overlay_path = out / f"{stem}.overlay.png"
-    atomic_write(overlay_path, lambda f: render_overlay(image, result).save(f, format="PNG"))
-    atomic_write(json_path, lambda f: f.write(json.dumps(document).encode("utf-8")))
-    return json_path, overlay_path
+    def __init__(self, out: Path, stem: str):
+        self.overlay_path = out / f"{stem}.overlay.png"
+        self.json_path = out / f"{stem}.json"
+
+    def save_overlay(self, overlay) -> None:
+        atomic_write(self.overlay_path, lambda f: overlay.save(f, format="PNG"))
+
+    def save_result(self, document: dict) -> None:
+        atomic_write(self.json_path, lambda f: f.write(json.dumps(document).encode("utf-8")))
 
 
 def _unique_stem(stem: str, taken: set[str]) -> str:

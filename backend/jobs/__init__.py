@@ -9,8 +9,8 @@
 - ``pump(settings)`` after anything else that moves the queue (a delete).
 
 Modules: ``celery_app`` (configuration), ``dispatch`` (fair dispatch, positions), ``events`` (Socket.IO
-publishing), ``leases`` (heartbeats, leases, reaper), ``metrics`` (durations for /metrics), ``work`` (one job,
-without Celery) and ``tasks`` (the Celery task; only workers import it: it loads the model).
+publishing), ``leases`` (heartbeats, leases, reaper), ``metrics`` (durations for /metrics), ``lifecycle`` (a running
+job's state machine), ``work`` (the pipeline between those states) and ``tasks`` (the Celery task; only workers import it: it loads the model).
 Importing this package is cheap: no Celery, Redis client or TensorFlow until a function is called.
 """
 

@@ -24,7 +24,7 @@ keeper needs to notice and take a lost lease back, so a live worker's job is nev
 reconciles the broker with the database (``_requeue_lost_messages``): a dispatched job whose message is
 neither queued nor held by a worker goes back to waiting, at once when Redis lost its data (its epoch key is
 gone), else after ``LOST_MESSAGE_GRACE_S``. Putting a job back is always safe: the dispatcher gives it a new
-task id, so an old message that does turn up is stale and dropped (``backend.jobs.work.claim``), and the
+task id, so an old message that does turn up is stale and dropped (``backend.jobs.lifecycle.claim``), and the
 worker of a new dispatch takes over a lease left by an older one (``acquire_lease``).
 """
 

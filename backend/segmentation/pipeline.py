@@ -1,22 +1,37 @@
-"""One image in, one SegmentationResult out: the step the CLI and the Celery worker share.
+"""The segmentation pipeline, written once: decode -> model -> masks -> save (stage names: ``stages``).
 
-A ``Segmenter`` builds the Mask R-CNN model and loads its weights once (seconds, hundreds of MB), then segments
-any number of images. Callers decode images themselves (``backend.segmentation.images``) and save results themselves; the
-segmenter reports the two stages it owns, ``model`` (the network) and ``masks`` (turning detections into the
-result: score order, boxes, run-length-encoded masks), through an optional ``progress(stage, fraction)``
-callback, where ``fraction`` (0..1) is how much of that stage is done.
+The command line (``maskweb segment``) and the worker (``backend.jobs.work``) both run an image through these
+steps; the worker only adds the job's state and events around them (through ``progress``).
+
+- ``decode(source, limits)`` -> ``Decoded``: one file or its bytes, checked and normalised (``images``);
+- ``Segmenter``: the model loaded once (seconds, hundreds of MB), then for any list of images
+  ``detect`` (stage ``model``, config.BATCH_SIZE images per network call) and ``to_results`` (stage ``masks``);
+- ``save(sink, decoded, result)``: the overlay PNG and the result JSON, handed to a ``ResultSink`` (a folder
+  for the CLI, the job's file store for the worker);
+- ``segment_and_save(segmenter, decoded, sink)``: model, masks and save for one decoded image.
+
+Each step takes a list of images or works on one, so a caller may decode per job, run ``detect`` once for the
+images of several jobs and build and save results per job. Progress goes to an optional
+``progress(stage, fraction)`` callback, where ``fraction`` (0..1) is how much of that stage is done; a stage is
+always announced with fraction 0 before its work starts.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, BinaryIO, Protocol
 
 import numpy as np
+from PIL import Image
 
+from backend.segmentation.images import ImageLimits, load_image, to_array
+from backend.segmentation.overlay import render_overlay
 from backend.segmentation.result import SegmentationResult
+from backend.segmentation.stages import MASKS, MODEL, SAVING
 
-__all__ = ["Segmenter", "Progress"]
+__all__ = ["Decoded", "Progress", "ResultSink", "Segmenter", "decode", "save", "segment_and_save"]
 
 Progress = Callable[[str, float], None]
 
@@ -25,8 +40,35 @@ def _no_progress(stage: str, fraction: float) -> None:
     pass
 
 
+@dataclass(frozen=True)
+class Decoded:
+    """One image ready for the model: ``image`` (PIL, 8-bit RGB, EXIF orientation applied) and ``pixels``
+    (the same as uint8 [H, W, 3])."""
+
+    image: Image.Image
+    pixels: np.ndarray
+
+
+class ResultSink(Protocol):
+    """Where ``save`` puts one image's outputs; each call writes one whole file or raises."""
+
+    def save_overlay(self, overlay: Image.Image) -> None: ...
+
+    def save_result(self, document: dict[str, Any]) -> None: ...
+
+
+def decode(source: bytes | str | Path | BinaryIO, limits: ImageLimits | None = None) -> Decoded:
+    """Stage ``decode``: ``source`` (a path or the file's bytes) -> ``Decoded``.
+
+    Raises ``images.ImageRejected`` (what was wrong and the limit) for a file that is not an image within
+    ``limits`` (default ``ImageLimits()``), and ``OSError`` when a path cannot be read.
+    """
+    image = load_image(source, limits or ImageLimits())
+    return Decoded(image, to_array(image))
+
+
 class Segmenter:
-    """Mask R-CNN with its weights loaded, ready to segment images.
+    """Mask R-CNN with its weights loaded: stages ``model`` and ``masks`` for any list of images.
 
     ``config`` is a ``backend.mrcnn.config.Config``; ``class_names[class_id]`` names each class ("BG" at 0);
     ``weights_path`` a Keras-2 HDF5 file in the config's layout (None keeps Keras' random initialisation: for
@@ -74,32 +116,71 @@ class Segmenter:
         self.model.detect([np.full((height, width, 3), 128, np.uint8)] * self.batch_size)
 
     def segment(self, image: np.ndarray, progress: Progress | None = None) -> SegmentationResult:
-        """``image`` uint8 [H, W, 3] RGB -> its SegmentationResult (masks at H x W)."""
+        """``image`` uint8 [H, W, 3] RGB -> its SegmentationResult (masks at H x W): stages model and masks."""
         return self.segment_batch([image], progress)[0]
 
-    def segment_batch(
-        self, images: Sequence[np.ndarray], progress: Progress | None = None
-    ) -> list[SegmentationResult]:
-        """Segment ``images`` (each uint8 [H, W, 3], sizes may differ), config.BATCH_SIZE at a time.
-
-        Returns one result per image, in order. ``progress('model', done/total)`` after each model batch, then
-        ``progress('masks', done/total)`` after each result is built.
+    def detect(self, images: Sequence[np.ndarray], progress: Progress | None = None) -> list[dict]:
+        """Stage ``model``: the network on ``images`` (each uint8 [H, W, 3], sizes may differ),
+        config.BATCH_SIZE at a time. Returns the engine's detections per image, in order
+        (``MaskRCNN.detect``'s contract). ``progress('model', done/total)`` after each network call.
         """
         report = progress or _no_progress
         arrays = [_checked(image) for image in images]
         if not arrays:
             return []
-        report("model", 0.0)
+        report(MODEL, 0.0)
         detections = []
         for start in range(0, len(arrays), self.batch_size):
             detections.extend(self.model.detect(arrays[start : start + self.batch_size]))
-            report("model", len(detections) / len(arrays))
-        report("masks", 0.0)
+            report(MODEL, len(detections) / len(arrays))
+        return detections
+
+    def to_results(
+        self, images: Sequence[np.ndarray], detections: Sequence[dict], progress: Progress | None = None
+    ) -> list[SegmentationResult]:
+        """Stage ``masks``: each image's detections (from ``detect``) -> its SegmentationResult (masks at the
+        image's H x W). ``progress('masks', done/total)`` after each result."""
+        report = progress or _no_progress
+        if not images:
+            return []
+        report(MASKS, 0.0)
         results = []
-        for image, found in zip(arrays, detections, strict=True):
-            results.append(SegmentationResult.from_detections(found, self.class_names, image.shape))
-            report("masks", len(results) / len(arrays))
+        for image, found in zip(images, detections, strict=True):
+            results.append(SegmentationResult.from_detections(found, self.class_names, np.shape(image)))
+            report(MASKS, len(results) / len(images))
         return results
+
+    def segment_batch(
+        self, images: Sequence[np.ndarray], progress: Progress | None = None
+    ) -> list[SegmentationResult]:
+        """Stages ``model`` and ``masks`` for ``images``: one SegmentationResult per image, in order."""
+        return self.to_results(images, self.detect(images, progress), progress)
+
+
+def save(sink: ResultSink, decoded: Decoded, result: SegmentationResult, **extra: Any) -> None:
+    """Stage ``saving``: the overlay PNG, then the result JSON (``result.to_dict()`` plus ``extra`` keys)."""
+    sink.save_overlay(render_overlay(decoded.pixels, result))
+    sink.save_result({**extra, **result.to_dict()})
+
+
+def segment_and_save(
+    segmenter: Segmenter,
+    decoded: Decoded,
+    sink: ResultSink,
+    *,
+    min_score: float | None = None,
+    progress: Progress | None = None,
+    **extra: Any,
+) -> SegmentationResult:
+    """Stages ``model``, ``masks`` and ``saving`` for one decoded image; returns its result (only instances
+    scoring at least ``min_score`` when given). ``extra`` keys go into the result JSON."""
+    report = progress or _no_progress
+    result = segmenter.segment_batch([decoded.pixels], report)[0]
+    if min_score is not None:
+        result = result.above(min_score)
+    report(SAVING, 0.0)
+    save(sink, decoded, result, **extra)
+    return result
 
 
 def _checked(image) -> np.ndarray:

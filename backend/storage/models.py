@@ -30,6 +30,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from backend.segmentation.stages import PIPELINE_STAGES
+
 # Job states
 QUEUED = "queued"
 RUNNING = "running"
@@ -39,9 +41,9 @@ CANCELLED = "cancelled"
 STATES = (QUEUED, RUNNING, DONE, FAILED, CANCELLED)
 FINISHED_STATES = (DONE, FAILED, CANCELLED)
 
-# Job stages (None once finished)
+# Job stages (None once finished): waiting for a worker, then the pipeline's own
 WAITING = "waiting"
-STAGES = (WAITING, "decode", "model", "masks", "saving")
+STAGES = (WAITING, *PIPELINE_STAGES)
 
 
 def utcnow() -> datetime:

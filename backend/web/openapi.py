@@ -8,6 +8,7 @@ from __future__ import annotations
 from copy import deepcopy
 
 from backend import __version__
+from backend.storage.models import STAGES, STATES
 
 
 def _ref(name: str) -> dict:
@@ -128,8 +129,8 @@ SCHEMAS: dict = {
         "required": ["id", "state", "stage", "progress", "queue_position", "urls"],
         "properties": {
             "id": {"type": "string"},
-            "state": {"enum": ["queued", "running", "done", "failed", "cancelled"]},
-            "stage": {"enum": ["waiting", "decode", "model", "masks", "saving", None]},
+            "state": {"enum": list(STATES)},
+            "stage": {"enum": [*STAGES, None]},
             "progress": {"type": "number", "minimum": 0, "maximum": 1},
             "queue_position": {"type": ["integer", "null"], "description": "1-based while queued, else null"},
             "filename": {"type": "string"},

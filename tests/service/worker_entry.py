@@ -10,13 +10,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from backend.cli import main  # noqa: E402
-from backend.jobs import work  # noqa: E402
+from backend.jobs import lifecycle  # noqa: E402
 from backend.jobs.connections import redis_client  # noqa: E402
 
 HOLD_PREFIX = "maskweb:test:hold:"
 HOLD_LIMIT_S = 300
 
-_enter_stage = work.JobRun.enter_stage
+_enter_stage = lifecycle.JobRun.enter_stage
 
 
 def enter_stage_with_hold(self, stage: str) -> None:
@@ -26,7 +26,7 @@ def enter_stage_with_hold(self, stage: str) -> None:
     _enter_stage(self, stage)
 
 
-work.JobRun.enter_stage = enter_stage_with_hold
+lifecycle.JobRun.enter_stage = enter_stage_with_hold
 
 if __name__ == "__main__":
     sys.exit(main(["worker", *sys.argv[1:]]))
