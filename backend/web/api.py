@@ -32,7 +32,7 @@ from .identity import (
 from .openapi import openapi_document
 from .positions import positions_for
 from .quotas import Quotas
-from .sockets import drop_share_subscribers
+from .sockets import revoke_share_sockets
 from .uploads import UploadedFile, UploadRejected, ingest
 
 bp = Blueprint("api", __name__, url_prefix="/api")
@@ -322,7 +322,7 @@ def delete_job(job_id: str):
     db.delete(job)
     db.commit()
     services().files.remove_job(job.id)
-    drop_share_subscribers(services(), links, job.id, job.user_id)
+    revoke_share_sockets(links, job.id, job.user_id)
     return "", 204
 
 
@@ -345,7 +345,7 @@ def unshare_job(job_id: str):
     links = repo.live_share_links(db, job.id)
     revoked = repo.revoke_share_links(db, job.id)
     db.commit()
-    drop_share_subscribers(services(), links, job.id, job.user_id)
+    revoke_share_sockets(links, job.id, job.user_id)
     return jsonify({"revoked": revoked})
 
 

@@ -14,12 +14,14 @@ Protocol (docs/ARCHITECTURE.md):
   link leaves its room and gets a ``revoked`` event ``{"share_token": T}``: whatever else its subscribe
   message carried (a ``job_id`` too), and also when it subscribed while the revocation was in flight (the
   link is checked again after the socket is registered, so either the revocation finds it or it finds the
-  revocation).
+  revocation); on every web process: the revocation travels through the message queue like job events
+  (``broadcast.py``).
 
 Note: ``job`` events come from the worker with the owner's file URLs (``/api/jobs/<id>/...``); a page
 following through a share link builds its URLs from ``/api/shared/<token>`` instead.
 
-``socketio`` is created with ``message_queue=settings.redis_url`` (when set). Its async mode follows the process:
+``socketio``'s client manager is ``broadcast.make_manager``: Socket.IO's Redis manager on ``settings.redis_url``
+(when set), which also carries revocations. Its async mode follows the process:
 ``gevent`` under gunicorn's gevent worker (``backend.web.server``: one process holds thousands of websockets as
 greenlets, simple-websocket gives real WebSockets), ``threading`` elsewhere (tests, werkzeug's server).
 """
@@ -37,6 +39,7 @@ from backend.storage.db import session_scope
 from backend.storage.files import check_job_id
 from backend.storage.models import secret_digest
 
+from .broadcast import announce_revocation, make_manager
 from .identity import COOKIE_NAME, cookie_user, user_for_token
 from .positions import positions_for
 
@@ -158,7 +161,7 @@ def drop_share_subscribers(svc, links: list[str], job_id: str, owner_id: str) ->
     job through them out of its room and tell it with a ``revoked`` event ``{"share_token": T}``. The owner's
     own sockets stay.
 
-    Covers the sockets of this web process (the deployment runs one; see ``wsgi.py``).
+    Covers the sockets of this web process; ``revoke_share_sockets`` runs it on every web process.
     """
     server = socketio.server
     if server is None:
@@ -172,6 +175,12 @@ def drop_share_subscribers(svc, links: list[str], job_id: str, owner_id: str) ->
                 continue
             server.leave_room(sid, room_for(job_id), namespace="/")
             server.emit("revoked", {"share_token": token}, to=sid, namespace="/")
+
+
+def revoke_share_sockets(links: list[str], job_id: str, owner_id: str) -> None:
+    """After share links were revoked (committed): ``drop_share_subscribers`` on every web process."""
+    if socketio.server is not None:
+        announce_revocation(socketio.server, job_id, owner_id, links)
 
 
 @socketio.on("unsubscribe")
@@ -204,8 +213,12 @@ def async_mode() -> str:
 
 def init_socketio(app: Flask) -> SocketIO:
     settings = app.extensions["maskweb"].settings
-    kwargs = {"async_mode": async_mode()}
-    if settings.redis_url:
-        kwargs["message_queue"] = settings.redis_url
-    socketio.init_app(app, **kwargs)
+    svc = app.extensions["maskweb"]
+
+    def on_revoked(job_id: str, owner_id: str, links: list[str]) -> None:
+        drop_share_subscribers(svc, links, job_id, owner_id)
+
+    socketio.init_app(
+        app, async_mode=async_mode(), client_manager=make_manager(settings.redis_url, on_revoked)
+    )
     return socketio
