@@ -173,15 +173,17 @@ class User:
 
 
 class Watcher:
-    """A python-socketio client over WebSocket that records every ``job`` event."""
+    """A python-socketio client over WebSocket that records every ``job`` and ``revoked`` event."""
 
     def __init__(self, base_url: str, headers: dict | None = None, auth: dict | None = None):
         import socketio
 
         self.events: list[dict] = []
+        self.revoked: list[dict] = []
         self._cond = threading.Condition()
         self.client = socketio.Client(reconnection=False)
         self.client.on("job", self._on_job)
+        self.client.on("revoked", self._on_revoked)
         self.client.connect(
             base_url, transports=["websocket"], headers=headers or {}, auth=auth or None, wait_timeout=20
         )
@@ -190,6 +192,17 @@ class Watcher:
         with self._cond:
             self.events.append(data)
             self._cond.notify_all()
+
+    def _on_revoked(self, data):
+        with self._cond:
+            self.revoked.append(data)
+            self._cond.notify_all()
+
+    def wait_revoked(self, share_token: str, timeout_s: float = 60) -> None:
+        """Wait for the ``revoked`` event of ``share_token``."""
+        with self._cond:
+            if not self._cond.wait_for(lambda: {"share_token": share_token} in self.revoked, timeout_s):
+                raise TimeoutError(f"no revoked event for {share_token} in {timeout_s}s; got {self.revoked}")
 
     def subscribe(self, payload: dict) -> dict:
         return self.client.call("subscribe", payload, timeout=30)

@@ -1,8 +1,11 @@
 """``maskweb worker`` with test holds: before a job enters a stage, wait while ``maskweb:test:hold:<stage>``
-exists in Redis (see ``stack.hold``). Everything else is the production worker."""
+exists in Redis (see ``stack.hold``). With ``MASKWEB_TEST_WORKER_NAME`` set, each job entering the model stage
+is recorded in Redis hash ``maskweb:test:ran`` (job id -> that name; see ``cluster.py``). Everything else is
+the production worker."""
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -15,6 +18,8 @@ from backend.jobs.connections import redis_client  # noqa: E402
 
 HOLD_PREFIX = "maskweb:test:hold:"
 HOLD_LIMIT_S = 300
+RAN_KEY = "maskweb:test:ran"
+WORKER_NAME = os.environ.get("MASKWEB_TEST_WORKER_NAME")
 
 _enter_stage = lifecycle.JobRun.enter_stage
 
@@ -23,6 +28,8 @@ def enter_stage_with_hold(self, stage: str) -> None:
     deadline = time.monotonic() + HOLD_LIMIT_S
     while redis_client(self.settings).exists(HOLD_PREFIX + stage) and time.monotonic() < deadline:
         time.sleep(0.05)
+    if WORKER_NAME and stage == "model":
+        redis_client(self.settings).hset(RAN_KEY, self.job_id, WORKER_NAME)
     _enter_stage(self, stage)
 
 
