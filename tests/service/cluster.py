@@ -28,7 +28,7 @@ from pathlib import Path
 
 import requests
 
-from backend.runner import free_port, spawn, stop_process
+from backend.cli.processes import free_port, spawn, stop_process
 
 from .stack import ROOT, START_TIMEOUT_S, Stack
 
@@ -150,7 +150,7 @@ class Cluster(Stack):
         return env
 
     def start_web_process(self, index: int) -> None:
-        from backend.runner import web_argv
+        from backend.cli.run import web_argv
 
         port = self.web_ports[index]
         name = f"web{index + 1}"
