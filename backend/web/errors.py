@@ -1,6 +1,7 @@
-"""JSON errors for every failure under ``/api`` (and the health endpoints).
+"""Errors: JSON for every failure under ``/api`` (and the health endpoints), an HTML page in the app's own
+style (``frontend/pages/error.html``) for a browser that asked for a page.
 
-Shape: ``{"error": {"status": 404, "code": "not_found", "message": "...", ...extra}}``. ``code`` is a
+JSON shape: ``{"error": {"status": 404, "code": "not_found", "message": "...", ...extra}}``. ``code`` is a
 machine word a client can switch on; ``message`` is one sentence for a person that says what happened and,
 where there is one, the limit or what to do instead.
 """
@@ -9,7 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask, jsonify, request
+from flask import Flask, jsonify, make_response, render_template, request
+from jinja2 import TemplateNotFound
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from backend.segmentation.images import format_bytes
@@ -42,12 +44,45 @@ class ApiError(Exception):
         self.extra = extra
 
     def to_response(self):
-        body = {"status": self.status, "code": self.code, "message": self.message, **self.extra}
-        response = jsonify({"error": body})
+        response = _html_page(self) if _wants_page() else None
+        if response is None:
+            body = {"status": self.status, "code": self.code, "message": self.message, **self.extra}
+            response = jsonify({"error": body})
         response.status_code = self.status
         if "retry_after_s" in self.extra:  # 429 and 503: when to try again, for clients that read headers
             response.headers["Retry-After"] = str(self.extra["retry_after_s"])
         return response
+
+
+# The page heading for a status; the message below it is the error's own sentence.
+PAGE_TITLES = {404: "Page not found", 500: "Something went wrong on our side"}
+API_PREFIXES = ("/api/", "/healthz", "/readyz", "/metrics", "/socket.io")
+
+
+def _wants_page() -> bool:
+    """A browser navigating to a page (not the API, a health probe or a script's fetch)."""
+    if request.path.startswith(API_PREFIXES) or request.path == "/api":
+        return False
+    accept = request.accept_mimetypes
+    return accept.accept_html and accept.quality("text/html") >= accept.quality("application/json")
+
+
+def _html_page(error: ApiError):
+    """The error as frontend/pages/error.html, or None when the frontend is not installed (JSON then)."""
+    if error.status == 404:
+        message = "There is no page at this address. Check the link, or start from the upload page."
+    else:
+        message = error.message
+    try:
+        html = render_template(
+            "error.html",
+            status=error.status,
+            heading=PAGE_TITLES.get(error.status, f"Error {error.status}"),
+            message=message,
+        )
+    except TemplateNotFound:
+        return None
+    return make_response(html, error.status, {"Content-Type": "text/html; charset=utf-8"})
 
 
 def not_found(what: str = "job") -> ApiError:

@@ -59,6 +59,7 @@ PAGES = {
     "failed job": ("/jobs/{failed}", "[data-testid=retry-button]:not([hidden])"),
     "shared": ("/s/{token}", VIEWER_READY),
     "revoked link": ("/s/no-such-token", "[data-testid=error]"),
+    "unknown page": ("/no/such/page", "[data-testid=error-page]"),
 }
 
 
@@ -82,4 +83,32 @@ def test_no_serious_accessibility_violations(browser, web_app, pages, name, widt
         page.wait_for_selector(ready, timeout=30_000)
         assert serious_violations(page) == []
     finally:
+        context.close()
+
+
+def test_unknown_pages_and_failures_answer_html_in_the_apps_style_and_the_api_json(browser, web_app):
+    context = browser.new_context(bypass_csp=True)
+    page = context.new_page()
+    response = page.goto(web_app.base_url + "/no/such/page")
+    assert response.status == 404 and response.headers["content-type"].startswith("text/html")
+    assert page.locator("h1").inner_text() == "Page not found"
+    assert page.title() == "Page not found · maskweb"
+    page.get_by_role("link", name="Upload a photo").click()
+    page.wait_for_selector("body[data-ready=true]")
+    assert (
+        page.evaluate("fetch('/api/no/such').then(r => r.headers.get('content-type'))") == "application/json"
+    )
+
+    # A failure inside a page route: the users table goes missing for a moment.
+    engine = web_app.app.extensions["maskweb"].engine
+    with engine.begin() as connection:
+        connection.exec_driver_sql("ALTER TABLE users RENAME TO users_gone")
+    try:
+        response = page.goto(web_app.base_url + "/gallery")
+        assert response.status == 500
+        assert page.locator("h1").inner_text() == "Something went wrong on our side"
+        assert serious_violations(page) == []
+    finally:
+        with engine.begin() as connection:
+            connection.exec_driver_sql("ALTER TABLE users_gone RENAME TO users")
         context.close()

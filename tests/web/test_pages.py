@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -92,3 +93,48 @@ def test_the_real_frontend_templates_render(settings, queue):
         assert "<html" in response.get_data(as_text=True).lower()
     shared = visitor.get(f"/s/{token}").get_data(as_text=True)
     assert f"/api/shared/{token}/thumbnail" in shared
+
+
+@pytest.fixture
+def real_frontend_app(settings):
+    """The app serving the repository's own frontend templates."""
+    app = create_app(replace(settings, frontend_dir=REPO_FRONTEND))
+    yield app
+    app.extensions["maskweb"].engine.dispose()
+
+
+BROWSER = {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}
+
+
+def test_an_unknown_page_answers_an_html_404_in_the_apps_style(real_frontend_app):
+    client = real_frontend_app.test_client()
+    response = client.get("/no/such/page", headers=BROWSER)
+    assert response.status_code == 404
+    assert response.mimetype == "text/html"
+    text = response.get_data(as_text=True)
+    assert "<h1>Page not found</h1>" in text and 'class="topbar"' in text and 'href="/"' in text
+    # The API keeps answering JSON, whatever the client accepts.
+    api = client.get("/api/no-such-thing", headers=BROWSER)
+    assert api.status_code == 404 and api.mimetype == "application/json"
+    assert api.get_json()["error"]["code"] == "not_found"
+    # A client asking for JSON gets JSON everywhere.
+    plain = client.get("/no/such/page", headers={"Accept": "application/json"})
+    assert plain.status_code == 404 and plain.get_json()["error"]["status"] == 404
+
+
+def test_a_failing_page_answers_an_html_500_and_the_api_json(real_frontend_app):
+    client = real_frontend_app.test_client()
+    engine = real_frontend_app.extensions["maskweb"].engine
+    # The users table goes missing: every request that needs it fails.
+    with engine.begin() as connection:
+        connection.exec_driver_sql("ALTER TABLE users RENAME TO users_gone")
+    try:
+        page = client.get("/gallery", headers=BROWSER)
+        assert page.status_code == 500 and page.mimetype == "text/html"
+        text = page.get_data(as_text=True)
+        assert "Something went wrong on our side" in text and "it has been logged" in text
+        api = client.get("/api/jobs", headers=BROWSER)
+        assert api.status_code == 500 and api.get_json()["error"]["code"] == "internal_error"
+    finally:
+        with engine.begin() as connection:
+            connection.exec_driver_sql("ALTER TABLE users_gone RENAME TO users")
