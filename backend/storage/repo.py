@@ -10,13 +10,14 @@ import base64
 import binascii
 import json
 import secrets
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import String, and_, cast, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from .models import CANCELLED, QUEUED, RUNNING, Job, ShareLink, secret_digest, utcnow
+from .models import CANCELLED, DONE, QUEUED, RUNNING, Job, ShareLink, secret_digest, utcnow
 
 GALLERY_DEFAULT_LIMIT = 24
 GALLERY_MAX_LIMIT = 100
@@ -94,14 +95,24 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
         raise BadCursor(f"not a cursor from this API: {cursor[:40]!r}") from exc
 
 
-def class_filter(class_name: str):
-    """Jobs whose ``classes`` JSON list contains ``class_name`` exactly (portable: SQLite and PostgreSQL).
+def class_filter(prefix: str):
+    """Jobs with a class whose name starts with ``prefix``, in any case (portable: SQLite and PostgreSQL).
 
-    Matches the JSON-encoded name, quotes included, inside the stored list's text; LIKE wildcards escaped.
+    Matches the JSON-encoded prefix with its opening quote (so "car" finds "car" and "carrot" but not
+    "scar") inside the stored list's lowercased text; LIKE wildcards escaped.
     """
-    needle = json.dumps(class_name)
+    needle = json.dumps(prefix.lower())[:-1]  # '"car' : the opening quote, no closing one
     escaped = needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return cast(Job.classes, String).like(f"%{escaped}%", escape="\\")
+    return func.lower(cast(Job.classes, String)).like(f"%{escaped}%", escape="\\")
+
+
+def class_counts(session: Session, user_id: str) -> list[tuple[str, int]]:
+    """The classes in the user's finished results with how many results hold each, most frequent first
+    (ties by name). Reads one JSON list per finished job."""
+    counts: Counter[str] = Counter()
+    for classes in session.scalars(select(Job.classes).where(Job.user_id == user_id, Job.state == DONE)):
+        counts.update(set(classes or []))
+    return sorted(counts.items(), key=lambda item: (-item[1], item[0]))
 
 
 @dataclass

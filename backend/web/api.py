@@ -225,6 +225,14 @@ def list_jobs():
     )
 
 
+@bp.get("/classes")
+def list_classes():
+    """The classes in the caller's finished results, most frequent first: what the gallery filter suggests."""
+    db = get_db()
+    counts = repo.class_counts(db, require_user(db))
+    return jsonify({"classes": [{"name": name, "count": count} for name, count in counts]})
+
+
 @bp.get("/jobs/<job_id>")
 def get_job(job_id: str):
     return jsonify(_job_json(_own_job(job_id)))

@@ -400,7 +400,7 @@ def _paths() -> dict:
                         "name": "class",
                         "in": "query",
                         "schema": {"type": "string"},
-                        "description": "only jobs whose result has this class name",
+                        "description": "only jobs whose result has a class whose name starts with this, in any case",
                     },
                 ],
                 "responses": {
@@ -418,6 +418,34 @@ def _paths() -> dict:
                     "401": AUTH,
                 },
             },
+        },
+        "/api/classes": {
+            "get": {
+                "summary": "The classes in the caller's finished results, most frequent first",
+                "responses": {
+                    "200": _json(
+                        {
+                            "type": "object",
+                            "properties": {
+                                "classes": {
+                                    "type": "array",
+                                    "items": {
+                                        "type": "object",
+                                        "properties": {
+                                            "name": {"type": "string"},
+                                            "count": {"type": "integer", "minimum": 1},
+                                        },
+                                        "required": ["name", "count"],
+                                    },
+                                }
+                            },
+                            "required": ["classes"],
+                        },
+                        "Each class with the number of results that hold it",
+                    ),
+                    "401": AUTH,
+                },
+            }
         },
         "/api/jobs/{job_id}": {
             **job_read,

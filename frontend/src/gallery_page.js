@@ -1,6 +1,8 @@
 /**
  * Gallery `/gallery`: the visitor's results, newest first, as thumbnails with their classes. More pages load
- * as the end of the grid scrolls into view (cursor pagination); the class filter restarts the list.
+ * as the end of the grid scrolls into view (cursor pagination). The class filter matches class names by
+ * prefix, suggests the classes present in the visitor's results (`GET /api/classes`), and lives in the URL
+ * (`/gallery?class=dog`), so Back and a reload keep it.
  */
 import { createApi } from "./api.js";
 import { el, showNotice } from "./dom.js";
@@ -18,11 +20,9 @@ let cursor = null;
 let exhausted = false;
 let loading = null;
 let generation = 0; // a new filter starts a new generation; late pages of an old one are dropped
-const knownClasses = new Set();
 
 function item(job) {
   const classes = job.classes || [];
-  for (const name of classes) knownClasses.add(name);
   const deleteButton = el("button", { type: "button", class: "button small quiet", dataset: { testid: "delete-button" } }, "Delete");
   const node = el(
     "article",
@@ -37,15 +37,17 @@ function item(job) {
       { class: "gallery-meta" },
       el("div", { class: "card-title", title: job.filename || "" }, job.filename || "photo"),
       el("time", { datetime: job.created_at || "" }, job.created_at ? new Date(job.created_at).toLocaleString() : ""),
-      job.state === "done"
+      job.state === "done" && classes.length
         ? el(
             "ul",
             { class: "chips", "aria-label": "Classes found" },
             classes.map((name) =>
-              el("li", {}, el("button", { type: "button", class: "chip", onclick: () => applyFilter(name) }, name)),
+              el("li", {}, el("button", { type: "button", class: "chip", title: `Show only results with ${name}`, onclick: () => applyFilter(name) }, name)),
             ),
           )
-        : el("p", { class: `state state-${job.state}` }, `${job.state}: ${stageText(job)}`),
+        : job.state === "done"
+          ? el("p", { class: "no-objects", dataset: { testid: "no-objects" } }, "no objects found")
+          : el("p", { class: `state state-${job.state}` }, `${job.state}: ${stageText(job)}`),
       deleteButton,
     ),
   );
@@ -78,9 +80,8 @@ async function loadMore() {
       grid.append(...page.jobs.map(item));
       cursor = page.next_cursor;
       exhausted = !cursor;
-      options.replaceChildren(...[...knownClasses].sort().map((name) => el("option", { value: name })));
       if (!grid.children.length) {
-        showNotice(status, filter.value.trim() ? `No results with “${filter.value.trim()}”.` : "No results yet: upload a photo first.", "info");
+        showNotice(status, filter.value.trim() ? `No results with a class starting “${filter.value.trim()}”.` : "No results yet: upload a photo first.", "info");
       }
       document.body.dataset.ready = "true";
     } catch (err) {
@@ -95,8 +96,20 @@ async function loadMore() {
   if (!exhausted && mine === generation && end.getBoundingClientRect().top < window.innerHeight) loadMore();
 }
 
+/** The filter in the address: pushed for a chosen class (Back undoes it), replaced while typing. */
+function writeUrl(push) {
+  const url = new URL(window.location.href);
+  const value = filter.value.trim();
+  if (value) url.searchParams.set("class", value);
+  else url.searchParams.delete("class");
+  if (url.href === window.location.href) return;
+  if (push) history.pushState(null, "", url);
+  else history.replaceState(null, "", url);
+}
+
 function applyFilter(name) {
   filter.value = name;
+  writeUrl(true);
   restart();
 }
 
@@ -110,17 +123,32 @@ function restart() {
   loadMore();
 }
 
+/** Suggest the classes in the visitor's results, most frequent first; the placeholder names the commonest. */
+async function suggestClasses() {
+  const { classes } = await api.get("/api/classes");
+  options.replaceChildren(...classes.map(({ name, count }) => el("option", { value: name, label: `${name} (${count})` })));
+  filter.placeholder = classes.length ? `e.g. ${classes[0].name}` : "no classes yet";
+}
+
 let typing = 0;
 filter.addEventListener("input", () => {
   clearTimeout(typing);
-  typing = setTimeout(restart, 250);
+  typing = setTimeout(() => {
+    writeUrl(false);
+    restart();
+  }, 250);
+});
+window.addEventListener("popstate", () => {
+  filter.value = new URL(window.location.href).searchParams.get("class") || "";
+  restart();
 });
 
 new IntersectionObserver((entries) => {
   if (entries.some((e) => e.isIntersecting)) loadMore();
 }).observe(end);
 
+filter.value = new URL(window.location.href).searchParams.get("class") || "";
 api
   .session()
-  .then(loadMore)
+  .then(() => Promise.all([loadMore(), suggestClasses()]))
   .catch((err) => showNotice(status, err.message));

@@ -80,17 +80,38 @@ def _all(engine, user_id):
         return list(db.query(Job).filter(Job.user_id == user_id))
 
 
-def test_gallery_filters_by_exact_class_name(engine):
+def test_gallery_filters_by_class_name_prefix_in_any_case(engine):
     with session_scope(engine) as db:
         me = _user(db)
         person = _job(db, me, DONE, 1, ["dog", "person"]).id
         light = _job(db, me, DONE, 2, ["traffic light"]).id
-        _job(db, me, DONE, 3, ["personal_item"])  # a name containing "person" and a LIKE wildcard
+        item = _job(db, me, DONE, 3, ["personal_item"]).id  # a LIKE wildcard in the name
         _job(db, me, QUEUED, 4, None)
-        assert [j.id for j in repo.gallery_page(db, me, class_name="person").jobs] == [person]
-        assert [j.id for j in repo.gallery_page(db, me, class_name="traffic light").jobs] == [light]
-        assert repo.gallery_page(db, me, class_name="person%").jobs == []
-        assert repo.gallery_page(db, me, class_name="personal_ite_").jobs == []
+
+        def ids(prefix):
+            return [j.id for j in repo.gallery_page(db, me, class_name=prefix).jobs]
+
+        assert ids("person") == [item, person]  # newest first
+        assert ids("Pers") == [item, person]
+        assert ids("traffic") == [light]
+        assert ids("traffic light") == [light]
+        assert ids("DOG") == [person]
+        assert ids("light") == []  # a prefix of the name, not any part of it
+        assert ids("rson") == []
+        assert ids("person%") == []
+        assert ids("personal_ite_") == []
+        assert ids("personal_ite") == [item]
+
+
+def test_class_counts_are_the_classes_of_finished_results_most_frequent_first(engine):
+    with session_scope(engine) as db:
+        me, other = _user(db), _user(db)
+        _job(db, me, DONE, 1, ["dog", "person"])
+        _job(db, me, DONE, 2, ["person"])
+        _job(db, me, DONE, 3, [])
+        _job(db, me, QUEUED, 4, None)
+        _job(db, other, DONE, 5, ["zebra"])
+        assert repo.class_counts(db, me) == [("person", 2), ("dog", 1)]
 
 
 def test_bad_cursor_is_refused():
