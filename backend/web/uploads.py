@@ -87,10 +87,14 @@ def _size_of(stream: BinaryIO) -> int:
     return size
 
 
-def _reject(exc: ImageRejected, name: str, index: int) -> UploadRejected:
-    return UploadRejected(
-        exc.http_status, exc.code, f"File {index + 1} ({name!r}): {exc.message}", name, index
-    )
+def _naming(name: str, index: int, count: int, message: str) -> str:
+    """The message about one file: by position and name in a request of several, by name alone in a request
+    of one (a browser sending its files one per request would otherwise call every one of them "File 1")."""
+    return f"File {index + 1} ({name!r}): {message}" if count > 1 else f"{name!r}: {message}"
+
+
+def _reject(exc: ImageRejected, name: str, index: int, count: int) -> UploadRejected:
+    return UploadRejected(exc.http_status, exc.code, _naming(name, index, count, exc.message), name, index)
 
 
 def _decoder(store: FileStore, job_id: str, data: bytes, limits: ImageLimits):
@@ -141,11 +145,11 @@ def ingest(
         try:
             check_byte_size(size, limits)  # before reading the file into memory
         except ImageRejected as exc:
-            raise _reject(exc, name, index) from None
+            raise _reject(exc, name, index, len(files)) from None
         try:
             header = open_checked(upload.stream.read(), limits)
         except ImageRejected as exc:
-            raise _reject(exc, name, index) from None
+            raise _reject(exc, name, index, len(files)) from None
         costs.append(decode_cost(header.mode, *header.size))
     if quotas is not None:
         try:
@@ -173,12 +177,12 @@ def ingest(
             try:
                 job.width, job.height = gate.run(cost, _decoder(store, job.id, upload.stream.read(), limits))
             except ImageRejected as exc:
-                raise _reject(exc, name, index) from None
+                raise _reject(exc, name, index, len(files)) from None
             except DecodeRefused as exc:
                 raise UploadRejected(
                     exc.status,
                     exc.code,
-                    f"File {index + 1} ({name!r}): {exc.message}",
+                    _naming(name, index, len(files), exc.message),
                     name,
                     index,
                     **exc.extra,

@@ -229,3 +229,22 @@ def test_many_photos_wait_out_the_rate_limit_and_all_arrive(context, limited_app
         runs.append(run)
     assert max(runs) <= 3, statuses
     page.wait_for_function("() => document.getElementById('notices').innerText === ''")
+
+
+def test_each_refused_files_card_names_that_file(context, web_app, tmp_path):
+    page = context.new_page()
+    page.goto(web_app.base_url + "/")
+    page.wait_for_selector("body[data-ready=true]")
+    paths = []
+    for name in ("first.png", "second.png"):
+        path = tmp_path / name
+        path.write_text(f"{name} is text, not a picture")
+        paths.append(str(path))
+    page.get_by_test_id("upload-input").set_input_files(paths)
+    page.wait_for_function(
+        "() => document.querySelectorAll('[data-testid=job-card][data-state=failed]').length === 2"
+    )
+    for name in ("first.png", "second.png"):
+        card = page.locator("[data-testid=job-card]", has=page.locator(".card-title", has_text=name))
+        error = card.locator(".card-error").inner_text()
+        assert error.startswith(f"'{name}': ") and "File 1" not in error, error

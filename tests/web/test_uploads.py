@@ -116,8 +116,15 @@ def test_each_bad_input_is_refused_with_its_reason_and_nothing_is_kept(app, sett
     assert error["code"] == code and error["status"] == status
     assert error["filename"] == "bad.jpg" and error["index"] == 1
     assert "bad.jpg" in error["message"] and words in error["message"]
+    assert error["message"].startswith("File 2 ('bad.jpg'): ")
     assert_nothing_stored(app, settings)
     assert queue.submitted == []
+
+
+def test_a_refused_file_sent_alone_is_named_without_a_position(visitor):
+    """A browser sends one file per request: its second file must not be called "File 1"."""
+    error = visitor.upload((b"just some text", "second.png"), expect=415)["error"]
+    assert error["message"].startswith("'second.png': ") and "File 1" not in error["message"]
 
 
 def test_per_file_size_limit(app, settings, queue, tmp_path):
