@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 NPM_STAMP := frontend/node_modules/.installed
 
-.PHONY: run test test-py test-js lint bench setup clean
+.PHONY: run test test-py test-js lint bench bench-deps bench-gpu-wheels setup clean
 
 setup: $(STAMP) $(NPM_STAMP)
 
@@ -23,7 +23,7 @@ $(NPM_STAMP): frontend/package.json
 run: setup
 	$(VENV)/bin/maskweb run
 
-test: setup
+test: setup $(BENCH_STAMP)
 	$(MAKE) --no-print-directory test-js
 	$(MAKE) --no-print-directory test-py
 
@@ -37,13 +37,38 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check backend tests
 	$(VENV)/bin/ruff format --check backend tests
 
-# With no weights file the model runs on generated weights (same layout, same speed); the output says which.
-bench: $(STAMP)
-	@if [ -f "$$($(VENV)/bin/maskweb weights path 2>/dev/null | head -1)" ]; then \
-		$(VENV)/bin/maskweb bench --calibrate; \
-	else \
-		$(VENV)/bin/maskweb bench --calibrate --random-weights; \
-	fi
+# The bench's peers (pyproject's `bench` extra; never installed by `setup`, never imported by the service):
+# torch's CPU-only build, which pip finds on PyTorch's CPU wheel index or in a local wheel folder
+# (PIP_FIND_LINKS / --extra-index-url; PyPI's default build would pull several GB of CUDA packages), torchvision
+# and tf-keras, all three without their declared dependencies (torchvision's would pull the CUDA build of torch;
+# inference needs none of torch's others), and scikit-image with its own. matterport's code comes as the
+# mrcnn-colab 2.1 wheel, downloaded into .cache/bench and read by the bench (nothing of it is installed).
+BENCH_CACHE := .cache/bench
+BENCH_STAMP := $(VENV)/.bench-installed
+BENCH_PINS  = $(PY) -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['optional-dependencies']['bench']))"
+
+$(BENCH_STAMP): pyproject.toml $(STAMP)
+	$(PY) -m pip install -q --no-deps $$($(BENCH_PINS) | grep -v '^scikit-image')
+	$(PY) -m pip install -q $$($(BENCH_PINS) | grep '^scikit-image')
+	$(PY) -m pip download -q --no-deps -d $(BENCH_CACHE) mrcnn-colab==2.1
+	touch $@
+
+bench-deps: $(BENCH_STAMP)
+
+# Batch sizes and rounds: `make bench BENCH_BATCHES="1 2 4 8 16"` for the whole table (as memory allows).
+# With no weights file the models run on generated weights (same layout, same speed); the output says which.
+BENCH_BATCHES ?= 1 2
+BENCH_REPEAT  ?= 5
+bench: $(BENCH_STAMP)
+	@weights=""; [ -f "$$($(VENV)/bin/maskweb weights path 2>/dev/null | head -1)" ] || weights=--random-weights; \
+	$(VENV)/bin/maskweb bench $$weights --batch $(BENCH_BATCHES) --repeat $(BENCH_REPEAT) --json $(BENCH_CACHE)/bench.json
+
+# scripts/bench-gpu.sh runs on an H100/H200 host that has PyTorch, torchvision, JAX (CUDA), numpy, h5py and
+# Pillow for Python 3.12 but no network: these are the wheels it lacks, carried in .whl/.
+bench-gpu-wheels: $(STAMP)
+	$(PY) -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+		--platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 -d .whl \
+		keras==3.15.1 namex==0.1.0 optree==0.20.0 pycocotools==2.0.11
 
 clean:
 	rm -rf $(VENV) frontend/node_modules .pytest_cache .ruff_cache
