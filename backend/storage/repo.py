@@ -150,12 +150,18 @@ def gallery_page(
 # --- share links -----------------------------------------------------------------------------------------------
 
 
-def create_share_link(session: Session, job: Job) -> str:
-    """A new link for ``job`` with a 256-bit token; returns the token (only its digest is stored). Flushes."""
-    token = secrets.token_urlsafe(32)
+def create_share_link(session: Session, job: Job, token: str | None = None) -> str:
+    """A new link for ``job`` with ``token`` (default: 256 random bits); returns the token (only its digest is
+    stored). Flushes; a token already stored raises IntegrityError."""
+    token = token or secrets.token_urlsafe(32)
     session.add(ShareLink(token_sha256=secret_digest(token), job_id=job.id))
     session.flush()
     return token
+
+
+def share_link_count(session: Session, job_id: str) -> int:
+    """How many links the job ever had, revoked ones included."""
+    return session.scalar(select(func.count()).select_from(ShareLink).where(ShareLink.job_id == job_id)) or 0
 
 
 def live_share_links(session: Session, job_id: str) -> list[str]:

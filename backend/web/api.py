@@ -7,7 +7,7 @@ header (``identity.check_csrf``), bearer-token requests do not.
 
 from __future__ import annotations
 
-from flask import Blueprint, jsonify, request, send_file
+from flask import Blueprint, current_app, jsonify, request, send_file
 
 from backend import __version__
 from backend.segmentation.images import ACCEPTED_FORMATS_TEXT, ImageLimits
@@ -15,6 +15,7 @@ from backend.storage import repo
 from backend.storage.files import JobFile, check_job_id
 from backend.storage.models import DONE, FINISHED_STATES, Job
 
+from . import sharing
 from .app import get_db, services
 from .decoding import decode_gate
 from .errors import ApiError, not_found
@@ -235,7 +236,10 @@ def list_classes():
 
 @bp.get("/jobs/<job_id>")
 def get_job(job_id: str):
-    return jsonify(_job_json(_own_job(job_id)))
+    """The job; for its owner also ``share``: the live share link (``sharing.link_json``) or null."""
+    job = _own_job(job_id)
+    share = sharing.share_state(get_db(), current_app.secret_key, job)
+    return jsonify({**_job_json(job), "share": share})
 
 
 def _result_of(job: Job) -> dict:
@@ -340,10 +344,8 @@ def delete_job(job_id: str):
 @bp.post("/jobs/<job_id>/share")
 def share_job(job_id: str):
     job = _own_job(job_id)
-    db = get_db()
-    token = repo.create_share_link(db, job)
-    db.commit()
-    return jsonify({"token": token, "url": f"/s/{token}", "api_url": f"/api/shared/{token}"}), 201
+    link, created = sharing.share(get_db(), current_app.secret_key, job)
+    return jsonify(link), 201 if created else 200
 
 
 @bp.delete("/jobs/<job_id>/share")

@@ -74,9 +74,11 @@ RATE_LIMITED = _error(
 )
 
 SHARE_DESCRIPTION = """\
-Create a share link for the job (any state: the shared page follows a queued or running job live until it
-is done). The token carries at least 256 random bits; whoever holds it can read this one job, its files
-and result — nothing else, and nothing can be changed through it.
+Share the job (any state: the shared page follows a queued or running job live until it is done). A job
+has one live link: sharing again answers it (200) instead of minting another; after DELETE the next share
+makes a new one (201). The token carries 256 bits (an HMAC of the server's secret key; the database keeps
+only its SHA-256); whoever holds it can read this one job, its files and result — nothing else, and
+nothing can be changed through it. GET /api/jobs/{job_id} tells the owner the live link as `share`.
 """
 
 SCHEMAS: dict = {
@@ -123,6 +125,15 @@ SCHEMAS: dict = {
             "overlay": {"type": ["string", "null"], "description": "null until done"},
             "result": {"type": ["string", "null"], "description": "null until done"},
         },
+    },
+    "ShareLink": {
+        "type": "object",
+        "properties": {
+            "token": {"type": ["string", "null"]},
+            "url": {"type": ["string", "null"], "description": "/s/<token>, the page"},
+            "api_url": {"type": ["string", "null"], "description": "/api/shared/<token>"},
+        },
+        "required": ["token", "url", "api_url"],
     },
     "Job": {
         "type": "object",
@@ -450,8 +461,23 @@ def _paths() -> dict:
         "/api/jobs/{job_id}": {
             **job_read,
             "get": {
-                "summary": "A job's state",
-                "responses": {"200": _json(_ref("Job"), "The job"), "404": NOT_FOUND},
+                "summary": "A job's state; for its owner also whether it is shared, and by which link",
+                "responses": {
+                    "200": _json(
+                        {
+                            "allOf": [
+                                _ref("Job"),
+                                {
+                                    "type": "object",
+                                    "properties": {"share": {"oneOf": [{"type": "null"}, _ref("ShareLink")]}},
+                                    "required": ["share"],
+                                },
+                            ]
+                        },
+                        "The job; `share` is its live link (url null when made under an earlier secret key)",
+                    ),
+                    "404": NOT_FOUND,
+                },
             },
             "delete": {
                 "summary": "Delete a job, its files and its share links (a running job is cancelled first)",
@@ -504,20 +530,11 @@ def _paths() -> dict:
         "/api/jobs/{job_id}/share": {
             **job_read,
             "post": {
-                "summary": "Create a read-only share link",
+                "summary": "Share the job: its live read-only link, made when it has none",
                 "description": SHARE_DESCRIPTION,
                 "responses": {
-                    "201": _json(
-                        {
-                            "type": "object",
-                            "properties": {
-                                "token": {"type": "string"},
-                                "url": {"type": "string", "description": "/s/<token>, the page"},
-                                "api_url": {"type": "string", "description": "/api/shared/<token>"},
-                            },
-                        },
-                        "The link",
-                    ),
+                    "200": _json(_ref("ShareLink"), "The job's live link (nothing new was made)"),
+                    "201": _json(_ref("ShareLink"), "A new link"),
                     "403": CSRF,
                     "404": NOT_FOUND,
                 },

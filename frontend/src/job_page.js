@@ -46,8 +46,17 @@ async function show(job) {
   shareButton.disabled = !viewer;
 }
 
-/** Show the job's live share link, or none. @param {{url: string} | null} share */
+/**
+ * Show the job's live share link, or none. A link made under an earlier secret key cannot be shown again
+ * (`url` null): "Stop sharing" still ends it, and "Share link" makes one that can.
+ * @param {{url: string | null} | null} share
+ */
 function showShare(share) {
+  if (share && !share.url) {
+    showShare(null);
+    unshareButton.hidden = false;
+    return;
+  }
   if (share) {
     const link = new URL(share.url, window.location.origin).href;
     shareUrl.href = link;

@@ -585,3 +585,31 @@ def test_a_failed_jobs_page_retries_it_as_a_new_job(context, web_app, scene):
     assert page.get_by_test_id("job-status").inner_text() == "queued"
     job = page.evaluate(f"fetch('/api/jobs/{new_id}').then(r => r.json())")
     assert (job["filename"], job["width"], job["height"]) == ("broken.png", WIDTH, HEIGHT)
+
+
+def test_sharing_stays_visible_after_a_reload_and_a_second_click_mints_nothing(context, web_app, scene):
+    result, image, _ = scene
+    page, job_id = open_viewer(context, web_app, result, image)
+    share_url = page.get_by_test_id("share-url")
+    assert share_url.is_hidden() and page.get_by_test_id("unshare-button").is_hidden()
+    page.get_by_test_id("share-button").click()
+    share_url.wait_for(state="visible")
+    link = share_url.inner_text()
+
+    page.reload()
+    page.wait_for_selector(VIEWER_READY)
+    assert share_url.is_visible() and share_url.inner_text() == link
+    assert page.get_by_test_id("unshare-button").is_visible()
+    with page.expect_response(lambda r: r.url.endswith("/share")) as again:
+        page.get_by_test_id("share-button").click()
+    assert again.value.status == 200  # the live link, not a new one
+    assert share_url.inner_text() == link
+
+    page.get_by_test_id("unshare-button").click()
+    share_url.wait_for(state="hidden")
+    page.reload()
+    page.wait_for_selector(VIEWER_READY)
+    assert share_url.is_hidden() and page.get_by_test_id("unshare-button").is_hidden()
+    page.get_by_test_id("share-button").click()
+    share_url.wait_for(state="visible")
+    assert share_url.inner_text() != link

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+from sqlalchemy import select
 from webtools import complete, png
+
+from backend.storage import repo
+from backend.storage.models import Job, ShareLink
+from backend.web import sharing
+from backend.web.app import get_db
 
 
 def test_a_share_link_serves_one_result_read_only_to_anyone(app, visitor):
@@ -47,7 +53,11 @@ def test_a_job_shared_before_it_is_done_shows_its_progress(visitor):
 def test_revoking_ends_every_link_of_the_job(app, visitor):
     (job,) = visitor.upload(png())
     complete(app, job["id"])
-    tokens = [visitor.post(f"/api/jobs/{job['id']}/share").get_json()["token"] for _ in range(2)]
+    tokens = [visitor.post(f"/api/jobs/{job['id']}/share").get_json()["token"]]
+    with app.app_context():  # a second live link, as made before links were derived from the secret key
+        db = get_db()
+        tokens.append(repo.create_share_link(db, db.get(Job, job["id"])))
+        db.commit()
     response = visitor.delete(f"/api/jobs/{job['id']}/share")
     assert response.status_code == 200 and response.get_json() == {"revoked": 2}
     stranger = app.test_client()
@@ -57,6 +67,47 @@ def test_revoking_ends_every_link_of_the_job(app, visitor):
             assert response.status_code == 404
             assert response.get_json()["error"]["code"] == "not_found"
     assert visitor.get(f"/api/jobs/{job['id']}").status_code == 200  # the job itself stays
+
+
+def test_sharing_is_a_state_of_the_job_its_owner_can_read(app, visitor):
+    (job,) = visitor.upload(png())
+    url = f"/api/jobs/{job['id']}"
+    assert visitor.get(url).get_json()["share"] is None
+
+    made = visitor.post(url + "/share")
+    assert made.status_code == 201
+    link = made.get_json()
+    assert visitor.get(url).get_json()["share"] == link
+    # Sharing again answers the live link instead of minting another.
+    again = visitor.post(url + "/share")
+    assert again.status_code == 200 and again.get_json() == link
+    with app.app_context():
+        assert repo.share_link_count(get_db(), job["id"]) == 1
+        stored = get_db().scalars(select(ShareLink.token_sha256)).all()
+    assert link["token"] not in stored  # the database keeps the digest only
+
+    visitor.delete(url + "/share")
+    assert visitor.get(url).get_json()["share"] is None
+    renewed = visitor.post(url + "/share")
+    assert renewed.status_code == 201 and renewed.get_json()["token"] != link["token"]
+    assert app.test_client().get(link["api_url"]).status_code == 404
+    assert app.test_client().get(renewed.get_json()["api_url"]).status_code == 200
+
+
+def test_a_link_made_under_another_secret_key_shows_as_shared_without_its_address(app, visitor):
+    (job,) = visitor.upload(png())
+    with app.app_context():
+        db = get_db()
+        repo.create_share_link(db, db.get(Job, job["id"]), sharing.link_token("an-old-key", job["id"], 0))
+        db.commit()
+    assert visitor.get(f"/api/jobs/{job['id']}").get_json()["share"] == {
+        "token": None,
+        "url": None,
+        "api_url": None,
+    }
+    made = visitor.post(f"/api/jobs/{job['id']}/share")
+    assert made.status_code == 201
+    assert visitor.get(f"/api/jobs/{job['id']}").get_json()["share"] == made.get_json()
 
 
 def test_unknown_share_tokens_are_404(app):
