@@ -30,6 +30,8 @@
 | ``MASKWEB_DECODE_WAIT_S`` | ``decode_wait_s`` | ``10``: how long an upload waits for decode room before a 503 |
 | ``MASKWEB_COOKIE_SECURE`` | ``cookie_secure`` | off; set ``1`` behind HTTPS so the identity cookie is ``Secure`` |
 | ``MASKWEB_OPS_TOKEN`` | ``ops_token`` | unset: ``/readyz`` and ``/metrics`` details only for loopback callers |
+| ``MASKWEB_BATCH_SIZE`` | ``batch_size`` | ``0``: per device, 1 on a CPU, 8 on a GPU (images per model call, across jobs) |
+| ``MASKWEB_BATCH_WAIT_MS`` | ``batch_wait_ms`` | ``5``: how long a model call waits for more jobs' images |
 
 With ``MASKWEB_STORAGE_URL`` set, the bucket's endpoint and credentials are boto3's own settings
 (``AWS_ENDPOINT_URL``, ``AWS_ACCESS_KEY_ID``, ...), which boto3 reads itself.
@@ -99,6 +101,8 @@ class Settings:
     decode_wait_s: float = 10
     cookie_secure: bool = False
     ops_token: str | None = None  # bearer token for /readyz and /metrics details (host names, pids, errors)
+    batch_size: int = 0  # 0 -> per device (backend.jobs.batching.batch_size_for)
+    batch_wait_ms: float = 5
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir).expanduser().resolve()
@@ -149,6 +153,8 @@ class Settings:
             ops_token=env.get("MASKWEB_OPS_TOKEN") or None,
             cookie_secure=(env.get("MASKWEB_COOKIE_SECURE") or "").strip().lower()
             in ("1", "true", "yes", "on"),
+            batch_size=_env_int(env, "MASKWEB_BATCH_SIZE", 0),
+            batch_wait_ms=_env_float(env, "MASKWEB_BATCH_WAIT_MS", 5),
         )
 
     # --- derived values -------------------------------------------------------------------------------------

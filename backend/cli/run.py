@@ -66,12 +66,17 @@ def cmd_worker(args: argparse.Namespace) -> int:
         print(f"maskweb worker: waiting for weights. {settings.weights_missing}", file=sys.stderr, flush=True)
         time.sleep(WEIGHTS_POLL_S)
 
+    from backend.jobs.batching import worker_batch_size
     from backend.jobs.celery_app import make_celery
     from backend.jobs.tasks import register
 
+    pool, concurrency = args.pool, args.concurrency
+    batch = worker_batch_size(settings)
+    if batch > 1:  # one process, one model, up to `batch` job threads whose images share model calls
+        pool, concurrency = "threads", batch
     app = make_celery(settings)
     register(app)
-    app.worker_main(worker_argv(args.pool, args.concurrency, args.loglevel))
+    app.worker_main(worker_argv(pool, concurrency, args.loglevel))
     return 0
 
 
@@ -198,7 +203,10 @@ def add_parser(subparsers) -> None:
 
     worker = subparsers.add_parser("worker", help="run one inference worker (Celery; needs REDIS_URL)")
     worker.add_argument(
-        "--pool", default="prefork", choices=("prefork", "solo"), help="Celery pool (prefork)"
+        "--pool",
+        default="prefork",
+        choices=("prefork", "solo"),
+        help="Celery pool (prefork; with MASKWEB_BATCH_SIZE > 1 the worker runs that many job threads instead)",
     )
     worker.add_argument("--concurrency", type=int, default=1, help="model processes (each loads the model)")
     worker.add_argument("--loglevel", default="INFO", help="Celery log level")

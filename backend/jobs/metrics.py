@@ -6,7 +6,8 @@ Reading (web): ``duration_metrics(settings)`` -> prometheus_client metric famili
 wraps it for ``registry.register(DurationCollector(settings))``.
 
 Series: ``maskweb_job_duration_seconds{outcome}`` (one attempt, from start to its end; outcome = done | failed |
-cancelled) and ``maskweb_model_duration_seconds`` (the model and mask stages of a done job).
+cancelled), ``maskweb_model_duration_seconds`` (the model and mask stages of a done job) and
+``maskweb_model_batch_images`` (images per model call: several jobs share one when ``MASKWEB_BATCH_SIZE`` > 1).
 Storage: one Redis hash per series, ``maskweb:metrics:<name>:<label value>``, fields ``le:<bound>`` (cumulative
 counts), ``count`` and ``sum``.
 """
@@ -21,24 +22,27 @@ PREFIX = "maskweb:metrics:"
 BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
 JOB = "job_duration_seconds"
 MODEL = "model_duration_seconds"
+BATCH = "model_batch_images"
 _DOCS = {
     JOB: "Time a worker spent on one job attempt, from start to done, failed or cancelled.",
     MODEL: "Time spent in the model and mask stages of a job that finished.",
+    BATCH: "Images in one model call (each from its own job).",
 }
-_LABELS = {JOB: ("outcome",), MODEL: ()}
+_LABELS = {JOB: ("outcome",), MODEL: (), BATCH: ()}
+_BUCKETS = {JOB: BUCKETS, MODEL: BUCKETS, BATCH: (1, 2, 4, 8, 16, 32, 64)}
 
 
 def _key(name: str, label_value: str = "") -> str:
     return f"{PREFIX}{name}:{label_value}"
 
 
-def _observe(pipe, name: str, seconds: float, label_value: str = "") -> None:
+def _observe(pipe, name: str, value: float, label_value: str = "") -> None:
     key = _key(name, label_value)
-    for bound in BUCKETS:
-        if seconds <= bound:
+    for bound in _BUCKETS[name]:
+        if value <= bound:
             pipe.hincrby(key, f"le:{bound}", 1)
     pipe.hincrby(key, "count", 1)
-    pipe.hincrbyfloat(key, "sum", float(seconds))
+    pipe.hincrbyfloat(key, "sum", float(value))
 
 
 def record_job(
@@ -49,6 +53,13 @@ def record_job(
     _observe(pipe, JOB, job_seconds, outcome)
     if model_seconds is not None:
         _observe(pipe, MODEL, model_seconds)
+    pipe.execute()
+
+
+def record_batch(settings: Settings, images: int) -> None:
+    """Add one model call of ``images`` images to its histogram."""
+    pipe = redis_client(settings).pipeline()
+    _observe(pipe, BATCH, images)
     pipe.execute()
 
 
@@ -64,7 +75,8 @@ def duration_metrics(settings: Settings) -> list:
             label_value = key[len(f"{PREFIX}{name}:") :]
             fields = r.hgetall(key)
             count = int(fields.get("count", 0))
-            buckets = [(str(float(b)), int(fields.get(f"le:{b}", 0))) for b in BUCKETS] + [("+Inf", count)]
+            buckets = [(str(float(b)), int(fields.get(f"le:{b}", 0))) for b in _BUCKETS[name]]
+            buckets.append(("+Inf", count))
             family.add_metric(
                 [label_value] if labels else [], buckets, sum_value=float(fields.get("sum", 0.0))
             )

@@ -2,8 +2,11 @@
 
 ``register(app)`` adds the task ``maskweb.segment_jobs(job_ids)`` to ``app`` and hooks the worker signals:
 
-- ``worker_process_init`` (each pool process, or the solo worker, before it takes any message): load the
-  ``Segmenter`` once — never per task —, warm it up (the first job must not pay for graph building), and start the ``Heartbeat`` thread (worker key, job leases, reaper);
+- ``worker_process_init`` (each pool process, or the solo worker, before it takes any message; for the threads
+  pool, which batches jobs, ``worker_init`` in the worker process): load the ``Segmenter`` once — never per
+  task — for ``batching.worker_batch_size`` images per network call, warm it up (the first job must not pay
+  for graph building), wrap it in a ``BatchedSegmenter`` (concurrent jobs share model calls), and start the
+  ``Heartbeat`` thread (worker key, job leases, reaper);
 - ``worker_process_shutdown``: stop the heartbeat and remove the worker key.
 
 The task itself is a thin call into ``backend.jobs.work``.
@@ -14,8 +17,11 @@ from __future__ import annotations
 import logging
 import os
 import socket
+from functools import partial
 
+from .batching import BatchedSegmenter, worker_batch_size
 from .celery_app import TASK_NAME
+from .metrics import record_batch
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +42,11 @@ def start_process(settings, hostname: str) -> None:
     log.info(
         "worker process %d: loading the model (%s, %s)", os.getpid(), settings.model_config, settings.weights
     )
-    WorkerState.segmenter = Segmenter.from_settings(settings)
-    WorkerState.segmenter.warm_up()  # before the heartbeat: a worker counts as live once it is fast
+    segmenter = Segmenter.from_settings(settings, batch_size=worker_batch_size(settings))
+    segmenter.warm_up()  # before the heartbeat: a worker counts as live once it is fast
+    WorkerState.segmenter = BatchedSegmenter(
+        segmenter, settings.batch_wait_ms / 1000, partial(record_batch, settings)
+    )
     WorkerState.heartbeat = Heartbeat(settings, hostname)
     WorkerState.heartbeat.beat()
     WorkerState.heartbeat.start()
@@ -52,7 +61,7 @@ def stop_process() -> None:
 
 def register(app):
     """Register the task and the worker signal handlers on ``app`` (from ``make_celery``)."""
-    from celery.signals import worker_process_init, worker_process_shutdown
+    from celery.signals import worker_init, worker_process_init, worker_process_shutdown
 
     settings = app.maskweb_settings
 
@@ -68,7 +77,14 @@ def register(app):
     def on_process_shutdown(**_):
         stop_process()
 
+    def on_worker_init(sender=None, **_):
+        # The threads pool (a worker batching several jobs per model call) runs its tasks in this process,
+        # and Celery sends no worker_process_init for it: load the model here. Other pools load it per child.
+        if "thread" in str(getattr(sender, "pool_cls", "")).lower():
+            on_process_init(getattr(sender, "hostname", None))
+
     worker_process_init.connect(on_process_init, weak=False)
+    worker_init.connect(on_worker_init, weak=False)
     worker_process_shutdown.connect(on_process_shutdown, weak=False)
 
     @app.task(name=TASK_NAME, bind=True)

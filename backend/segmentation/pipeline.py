@@ -89,7 +89,7 @@ class Segmenter:
             self.model.load_weights(self.weights_path)
 
     @classmethod
-    def from_settings(cls, settings) -> Segmenter:
+    def from_settings(cls, settings, batch_size: int | None = None) -> Segmenter:
         """The segmenter that ``settings.model_config`` ('coco' or a JSON file) and ``settings.weights`` name.
 
         Raises ``backend.segmentation.model_config.ModelConfigError`` for a bad config and ``backend.segmentation.weights.WeightsMissing``
@@ -99,6 +99,8 @@ class Segmenter:
         from backend.segmentation.weights import resolve_weights
 
         config, class_names = load_model_config(settings.model_config)
+        if batch_size is not None:  # images per network call, instead of the config's IMAGES_PER_GPU
+            config = type(config).from_dict({**config.to_dict(), "IMAGES_PER_GPU": batch_size})
         return cls(config, class_names, resolve_weights(settings.weights))
 
     @property

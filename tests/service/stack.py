@@ -285,6 +285,8 @@ class Stack:
             MASKWEB_SECRET_KEY="test-secret-" + self.root.name,
             MASKWEB_MAX_INFLIGHT_PER_USER=str(s.max_inflight_per_user),
             MASKWEB_JOB_TIME_LIMIT=str(s.job_time_limit),
+            MASKWEB_BATCH_SIZE=str(s.batch_size),
+            MASKWEB_BATCH_WAIT_MS=str(s.batch_wait_ms),
             MASKWEB_UPLOAD_RATE_LIMIT="1000 per minute",
             MASKWEB_ADDRESS_UPLOAD_RATE_LIMIT="10000 per minute",  # every test user comes from 127.0.0.1
             MASKWEB_IDENTITY_RATE_LIMIT="10000 per minute",
