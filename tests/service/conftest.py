@@ -25,17 +25,32 @@ def stack(tmp_path_factory, small_weights, small_model_config):
 
 
 @pytest.fixture(scope="session")
-def pg_stack(tmp_path_factory, small_weights, small_model_config):
-    url = postgres_url()
-    if url is None:
-        require_service("PostgreSQL on 127.0.0.1:5432")
-    try:
-        with Stack.start(
-            tmp_path_factory.mktemp("pgstack"), small_weights, small_model_config, database_url=url
-        ) as running:
-            yield running
-    finally:
+def new_postgres_database():
+    """``make()`` creates a fresh database on the local PostgreSQL server and returns its URL (skipped locally,
+    failed in CI, when there is no server); every one made is dropped at the end of the session."""
+    made = []
+
+    def make() -> str:
+        url = postgres_url()
+        if url is None:
+            require_service("PostgreSQL on 127.0.0.1:5432")
+        made.append(url)
+        return url
+
+    yield make
+    for url in made:
         drop_postgres(url)
+
+
+@pytest.fixture(scope="session")
+def pg_stack(tmp_path_factory, small_weights, small_model_config, new_postgres_database):
+    with Stack.start(
+        tmp_path_factory.mktemp("pgstack"),
+        small_weights,
+        small_model_config,
+        database_url=new_postgres_database(),
+    ) as running:
+        yield running
 
 
 @pytest.fixture(autouse=True)

@@ -12,25 +12,23 @@ from flask_socketio import SocketIO
 from testkit import require_service
 
 from .cluster import UPSTREAM_HEADER, Cluster, nginx_binary
-from .stack import FINAL_STATES, drop_postgres, png_bytes, postgres_url
+from .stack import FINAL_STATES, png_bytes
 
 STAGES = ("decode", "model", "masks", "saving")
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory, small_weights, small_model_config, moto_s3):
+def cluster(tmp_path_factory, small_weights, small_model_config, moto_s3, new_postgres_database):
     if nginx_binary() is None:
         require_service("nginx (Debian's package: apt-get install nginx)")
-    url = postgres_url()
-    if url is None:
-        require_service("PostgreSQL on 127.0.0.1:5432")
-    try:
-        with Cluster.start(
-            tmp_path_factory.mktemp("cluster"), small_weights, small_model_config, url, moto_s3
-        ) as running:
-            yield running
-    finally:
-        drop_postgres(url)
+    with Cluster.start(
+        tmp_path_factory.mktemp("cluster"),
+        small_weights,
+        small_model_config,
+        new_postgres_database(),
+        moto_s3,
+    ) as running:
+        yield running
 
 
 @pytest.fixture(autouse=True)
@@ -64,7 +62,8 @@ def wait_until(predicate, timeout_s: float = 120) -> None:
         time.sleep(0.1)
 
 
-def test_a_client_on_one_web_process_follows_both_workers_and_a_revocation_on_the_other_evicts_it(cluster):
+def test_a_client_on_one_web_process_follows_both_workers_and_is_reached_by_the_other_web_process(cluster):
+    """Web A holds the viewer's socket; web B handles the owner's uploads, revocation and cancellation."""
     web_a, web_b = cluster.web_addresses()
     owner, viewer = user_on(cluster, web_b), user_on(cluster, web_a)
     for user in (owner, viewer):  # every request of an identity sticks to one web process
@@ -100,3 +99,14 @@ def test_a_client_on_one_web_process_follows_both_workers_and_a_revocation_on_th
             emitter.emit("job", {"id": job_id, "state": "done", "probe": True}, to=f"job:{job_id}")
         watcher.until(job_ids[1], lambda e: e.get("probe"))
         assert not [e for e in watcher.events if e["id"] == job_ids[0] and e.get("probe")]
+
+        # A cancellation handled by web B reaches the viewer's socket on web A.
+        cluster.hold("model")
+        (held,) = owner.upload(png_bytes(50, 50, seed=3))
+        token = owner.post(f"/api/jobs/{held['id']}/share").json()["token"]
+        assert watcher.subscribe({"share_token": token})["ok"]
+        wait_until(lambda: running_count(cluster, [held["id"]]) == 1)
+        assert owner.post(f"/api/jobs/{held['id']}/cancel").headers[UPSTREAM_HEADER] == web_b
+        cluster.release("model")
+        events = watcher.until(held["id"], lambda e: e["state"] in FINAL_STATES)
+        assert events[-1]["state"] == "cancelled" and events[-1]["error_code"] == "cancelled"
