@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 NPM_STAMP := frontend/node_modules/.installed
 
-.PHONY: run test test-py test-js lint bench bench-deps bench-gpu-wheels setup clean
+.PHONY: run test test-py test-js lint bench bench-deps bench-gpu-wheels load-cluster setup clean
 
 setup: $(STAMP) $(NPM_STAMP)
 
@@ -69,6 +69,11 @@ bench-gpu-wheels: $(STAMP)
 	$(PY) -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
 		--platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 -d .whl \
 		keras==3.15.1 namex==0.1.0 optree==0.20.0 pycocotools==2.0.11
+
+# Jobs per second and event latency through nginx, one web + one worker against two + two (README "Scaling
+# out"); needs nginx and PostgreSQL on 127.0.0.1:5432, starts everything else itself.
+load-cluster: $(STAMP)
+	$(VENV)/bin/python tests/load/cluster_run.py
 
 clean:
 	rm -rf $(VENV) frontend/node_modules .pytest_cache .ruff_cache
