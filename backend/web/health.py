@@ -1,4 +1,4 @@
-"""``/healthz`` (the process answers), ``/readyz`` (database, Redis and at least one live worker).
+"""``/healthz`` (the process answers), ``/readyz`` (database, file store, Redis and at least one live worker).
 
 Live workers are found through heartbeat keys ``maskweb:worker:<hostname>`` that every worker (H5's
 ``backend.jobs``) sets with a short TTL and refreshes while it runs; a key's value may be a JSON object
@@ -35,6 +35,17 @@ def check_database() -> dict:
     except Exception as exc:
         return {"ok": False, "error": f"{type(exc).__name__}: {exc}"[:300]}
     return {"ok": True, "seconds": round(time.perf_counter() - started, 4)}
+
+
+def check_storage() -> dict:
+    """The file store can be written: the data directory, or the bucket (exists, credentials accepted)."""
+    store = services().files
+    started = time.perf_counter()
+    try:
+        store.check()
+    except Exception as exc:
+        return {"ok": False, "where": store.describe(), "error": f"{type(exc).__name__}: {exc}"[:300]}
+    return {"ok": True, "where": store.describe(), "seconds": round(time.perf_counter() - started, 4)}
 
 
 def check_redis_and_workers() -> tuple[dict, dict]:
@@ -80,12 +91,12 @@ def check_redis_and_workers() -> tuple[dict, dict]:
 
 @bp.get("/readyz")
 def readyz():
-    """Ready when the database, Redis and at least one worker answer. Anonymous callers get each check's
+    """Ready when the database, the file store, Redis and at least one worker answer. Anonymous callers get each check's
     ``ok`` and the worker count; details (errors, host names, pids) need ``ops_access.may_see_details``."""
-    database = check_database()
+    database, storage = check_database(), check_storage()
     redis_check, workers = check_redis_and_workers()
-    ready = database["ok"] and redis_check["ok"] and workers["ok"]
-    checks = {"database": database, "redis": redis_check, "workers": workers}
+    ready = database["ok"] and storage["ok"] and redis_check["ok"] and workers["ok"]
+    checks = {"database": database, "storage": storage, "redis": redis_check, "workers": workers}
     if not may_see_details():
         checks = {
             name: {k: v for k, v in check.items() if k in ("ok", "count")} for name, check in checks.items()

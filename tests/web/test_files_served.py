@@ -3,6 +3,8 @@ the web with conditional requests, behind the same access checks (a revoked shar
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from webtools import Visitor, complete, png
 
@@ -70,3 +72,21 @@ def test_a_revoked_share_link_stops_serving_and_delete_empties_storage(served):
     assert stranger.get(f"/api/shared/{token}/image").status_code == 404
     assert owner.delete(f"/api/jobs/{job['id']}").status_code == 204
     assert store.job_ages() == {}
+
+
+def test_readyz_says_whether_the_file_store_can_be_written(served, settings):
+    app, store = served
+    client = app.test_client()  # from this host: every detail
+    storage = client.get("/readyz").get_json()["checks"]["storage"]
+    assert storage["ok"] is True and storage["where"] == store.describe()
+    if isinstance(store, S3FileStore):
+        store.client.delete_bucket(Bucket=store.bucket)  # empty: the app wrote nothing yet
+        expected = "NoSuchBucket|Not Found|404"
+    else:
+        store.jobs_root.rmdir()  # empty: the app wrote nothing yet
+        store.jobs_root.write_text("a file where the jobs folder should be")
+        expected = "FileExistsError|NotADirectoryError"
+    response = client.get("/readyz")
+    storage = response.get_json()["checks"]["storage"]
+    assert response.status_code == 503 and storage["ok"] is False
+    assert re.search(expected, storage["error"]), storage

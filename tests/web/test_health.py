@@ -101,7 +101,12 @@ def test_anonymous_remote_callers_get_status_and_counts_only(redis_settings, que
         assert response.status_code == 503
         assert response.get_json() == {
             "ready": False,
-            "checks": {"database": {"ok": False}, "redis": {"ok": True}, "workers": {"ok": True, "count": 1}},
+            "checks": {
+                "database": {"ok": False},
+                "storage": {"ok": True},
+                "redis": {"ok": True},
+                "workers": {"ok": True, "count": 1},
+            },
         }
         text = client.get("/metrics", headers=headers, environ_base=environ).get_data(as_text=True)
         assert "maskweb_uploads_total" in text and "maskweb_http_requests_total" not in text

@@ -117,6 +117,11 @@ class FileStore(ABC):
         (for finding files whose job row was never committed)."""
 
     @abstractmethod
+    def check(self) -> None:
+        """Raise (OSError, botocore's errors) unless files can be written here now: the directory is writable,
+        or the bucket exists and the credentials reach it."""
+
+    @abstractmethod
     def free_bytes(self) -> int | None:
         """Bytes free where new files go, or None when the store has no disk to fill (a bucket)."""
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
@@ -27,6 +28,13 @@ class LocalFileStore(FileStore):
 
     def describe(self) -> str:
         return str(self.jobs_root)
+
+    def check(self) -> None:
+        self.jobs_root.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(
+            dir=self.jobs_root
+        ):  # a real write: permissions, read-only mounts, quotas
+            pass
 
     def free_bytes(self) -> int:
         folder = self.root

@@ -53,6 +53,9 @@ class S3FileStore(FileStore):
     def describe(self) -> str:
         return f"s3://{self.bucket}/{self.jobs_prefix}"
 
+    def check(self) -> None:
+        self.client.head_bucket(Bucket=self.bucket)
+
     def free_bytes(self) -> None:
         return None  # a bucket does not fill up; the per-user quotas still bound what is kept
 
