@@ -18,7 +18,6 @@ from gevent import monkey
 monkey.patch_all()  # before anything imports socket, ssl, threading: every client is a greenlet
 
 import argparse  # noqa: E402
-import json  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
@@ -32,7 +31,7 @@ from service.cluster import UPSTREAM_HEADER, Cluster  # noqa: E402
 from service.stack import drop_postgres, png_bytes, postgres_url, write_model_config  # noqa: E402
 from testkit import PARITY_DIR, MotoS3, generate_weights  # noqa: E402
 
-from load.measures import percentile  # noqa: E402
+from load.measures import percentile, write_report  # noqa: E402
 from load.players import LoadError, Player, spawn_all  # noqa: E402
 from load.run import _machine  # noqa: E402
 
@@ -116,10 +115,7 @@ def main(argv: list[str] | None = None) -> int:
             s3.stop()
     one, two = (report["shapes"][f"{w}web-{k}worker"]["jobs_per_s"] for w, k in SHAPES)
     report["jobs_per_s_ratio_2x2_over_1x1"] = round(two / one, 2)
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.out:
-        args.out.write_text(text)
+    write_report(report, args.out)
     return 0
 
 

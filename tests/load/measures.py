@@ -5,6 +5,7 @@
   own first job starting; the report gives the worst user. ``jobs`` are the API's job JSON (``created_at``,
   ``started_at`` ISO-8601) each with ``user``.
 - ``rss_bytes(pid)``: resident memory of a process and all its descendants (from /proc; Linux only).
+- ``write_report(report, out)``: the run's report as JSON on stdout, and in the file ``out`` when given.
 """
 
 from __future__ import annotations
@@ -70,3 +71,13 @@ def rss_bytes(pid: int) -> int:
             continue
         todo += _children(current)
     return total
+
+
+def write_report(report: dict, out: Path | None = None) -> None:
+    """Print ``report`` as indented JSON, and write it to the path ``out`` too when given."""
+    import json
+
+    text = json.dumps(report, indent=2)
+    print(text)
+    if out:
+        out.write_text(text)

@@ -15,7 +15,6 @@ from gevent import monkey
 monkey.patch_all()  # before anything imports socket, ssl, threading: every client is a greenlet
 
 import argparse  # noqa: E402
-import json  # noqa: E402
 import platform  # noqa: E402
 import resource  # noqa: E402
 import sys  # noqa: E402
@@ -30,6 +29,7 @@ from service.stack import Stack, drop_postgres, postgres_url, write_model_config
 from testkit import PARITY_DIR, generate_weights  # noqa: E402
 
 from load import scenarios  # noqa: E402
+from load.measures import write_report  # noqa: E402
 
 FULL = {"users": 20, "images": 5, "uploaders": 50, "sockets": 1000, "soak_jobs": 1000}
 BOUNDED = {"users": 4, "images": 3, "uploaders": 20, "sockets": 200, "soak_jobs": 0}
@@ -114,10 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             if database_url:
                 drop_postgres(database_url)
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.out:
-        args.out.write_text(text)
+    write_report(report, args.out)
     return 0
 
 
