@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 NPM_STAMP := frontend/node_modules/.installed
 
-.PHONY: run test test-py test-js lint bench bench-deps bench-gpu-wheels load-cluster setup clean
+.PHONY: run test test-py test-js lint bench bench-deps bench-gpu-wheels load load-cluster setup clean
 
 setup: $(STAMP) $(NPM_STAMP)
 
@@ -74,6 +74,11 @@ bench-gpu-wheels: $(STAMP)
 # out"); needs nginx and PostgreSQL on 127.0.0.1:5432, starts everything else itself.
 load-cluster: $(STAMP)
 	$(VENV)/bin/python tests/load/cluster_run.py
+
+# Many users against a real stack on this machine (small model config, generated weights): the capacity figures
+# in README. Several minutes; the CI-sized run is tests/load/test_load.py.
+load: $(STAMP)
+	$(PY) tests/load/run.py --out test-artifacts/load-full.json
 
 clean:
 	rm -rf $(VENV) frontend/node_modules .pytest_cache .ruff_cache

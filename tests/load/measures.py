@@ -80,4 +80,5 @@ def write_report(report: dict, out: Path | None = None) -> None:
     text = json.dumps(report, indent=2)
     print(text)
     if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(text)

@@ -32,7 +32,7 @@ from load import scenarios  # noqa: E402
 from load.measures import write_report  # noqa: E402
 
 FULL = {"users": 20, "images": 5, "uploaders": 50, "sockets": 1000, "soak_jobs": 1000}
-BOUNDED = {"users": 4, "images": 3, "uploaders": 20, "sockets": 200, "soak_jobs": 0}
+BOUNDED = {"users": 3, "images": 2, "uploaders": 20, "sockets": 200, "soak_jobs": 0}
 ALL = ("users", "uploaders", "sockets", "soak")
 
 

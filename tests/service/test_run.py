@@ -67,7 +67,10 @@ def test_maskweb_run_serves_and_stops_everything_on_ctrl_c(tmp_path, small_weigh
                 ready = requests.get(base + "/readyz", timeout=5)
                 if ready.status_code == 200:
                     break
-            except requests.ConnectionError:
+            except (
+                requests.ConnectionError,
+                requests.Timeout,
+            ):  # not listening yet, or still loading the app
                 pass
             time.sleep(0.5)
         assert ready is not None and ready.status_code == 200, (tmp_path / "run.log").read_text()[-3000:]

@@ -1,0 +1,36 @@
+"""The load report's arithmetic: percentiles, fairness (jobs of others that started first), RSS of a tree."""
+
+from __future__ import annotations
+
+import os
+
+from load.measures import fairness, percentile, rss_bytes
+
+
+def test_percentile_is_nearest_rank():
+    values = list(range(1, 101))
+    assert (percentile(values, 50), percentile(values, 95), percentile(values, 100)) == (50, 95, 100)
+    assert percentile([7.0], 95) == 7.0 and percentile([], 50) is None
+
+
+def _job(user, created, started):
+    return {"user": user, "created_at": f"2026-01-01T00:00:{created:02d}Z", "started_at": started}
+
+
+def test_fairness_counts_other_users_jobs_started_while_waiting():
+    at = "2026-01-01T00:00:{:02d}Z".format
+    jobs = [
+        _job("a", 0, at(1)), _job("a", 0, at(2)), _job("a", 0, at(5)), _job("a", 0, at(6)),
+        _job("b", 3, at(4)),  # b uploaded at 3: a's job at 5 had not started, so nothing overtook b
+        _job("c", 3, at(7)),  # c uploaded at 3, first ran at 7: b's (4) and a's (5, 6) started in between
+    ]  # fmt: skip
+    assert fairness(jobs) == {"a": 0, "b": 0, "c": 3}
+
+
+def test_fairness_leaves_out_users_with_nothing_started():
+    assert fairness([_job("a", 0, None), _job("b", 0, "2026-01-01T00:00:01Z")]) == {"b": 0}
+
+
+def test_rss_covers_the_process_tree():
+    assert rss_bytes(os.getpid()) > 10 * 1024 * 1024
+    assert rss_bytes(2**22 + 12345) == 0  # no such process
