@@ -33,3 +33,14 @@ def test_a_psycopg_imported_before_the_patch_stops_the_web(tmp_path):
     started = _start_app(tmp_path, "import psycopg\nfrom gevent import monkey; monkey.patch_all()")
     assert started.returncode != 0
     assert "psycopg was imported before gevent patched the standard library" in started.stderr
+
+
+def test_gunicorns_master_loads_nothing_of_the_app():
+    """The master imports the access-log class; the app (and psycopg) must wait for the patched worker."""
+    code = (
+        "import sys, backend.web.access_log\n"
+        "print(sorted(m for m in ('flask', 'sqlalchemy', 'redis', 'psycopg') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
