@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any, BinaryIO
@@ -79,14 +79,6 @@ class StoredFile:
     size: int
     modified: float
     etag: str
-
-    def chunks(self, size: int = 64 * 1024) -> Iterator[bytes]:
-        """The content in pieces of at most ``size`` bytes; closes the stream at the end."""
-        try:
-            while chunk := self.stream.read(size):
-                yield chunk
-        finally:
-            self.stream.close()
 
 
 class FileStore(ABC):
