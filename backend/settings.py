@@ -10,6 +10,7 @@
 | ``REDIS_URL`` | ``redis_url`` | unset: ``maskweb run`` starts its own Redis |
 | ``MASKWEB_WEIGHTS`` | ``weights`` | ``weights/mask_rcnn_coco.h5`` |
 | ``MASKWEB_MODEL_CONFIG`` | ``model_config`` | ``coco`` (or a JSON file of Config attributes + ``CLASS_NAMES``) |
+| ``MASKWEB_PRECISION`` | ``precision`` | ``auto``: the device's default; ``exact`` (float32) or ``fast`` (bfloat16 where native) |
 | ``MASKWEB_PORT`` / ``MASKWEB_HOST`` | ``port`` / ``host`` | ``8000`` / ``127.0.0.1`` |
 | ``MASKWEB_SECRET_KEY`` | ``secret_key`` | generated once, kept in ``<data_dir>/secret_key`` |
 | ``MASKWEB_MAX_FILE_MB`` | ``max_file_mb`` | ``25`` (per uploaded image) |
@@ -48,6 +49,11 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 MB = 1024 * 1024
+PRECISIONS = (
+    "auto",
+    "exact",
+    "fast",
+)  # the engine's names (backend.mrcnn.precision), "auto" = device default
 
 
 def _env_int(environ: dict[str, str], name: str, default: int) -> int:
@@ -80,6 +86,7 @@ class Settings:
     redis_url: str | None = None
     weights: Path = Path("weights/mask_rcnn_coco.h5")
     model_config: str = "coco"
+    precision: str = "auto"  # the model's arithmetic: exact | fast | auto (backend.mrcnn.precision)
     port: int = 8000
     host: str = "127.0.0.1"
     secret_key: str | None = None  # None -> secret_key_value() reads/creates <data_dir>/secret_key
@@ -116,6 +123,10 @@ class Settings:
             self.redis_url = None
         if self.storage_url == "":
             self.storage_url = None
+        if self.precision not in PRECISIONS:
+            raise ValueError(
+                f"MASKWEB_PRECISION must be one of {', '.join(PRECISIONS)}, got {self.precision!r}"
+            )
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -129,6 +140,7 @@ class Settings:
             redis_url=env.get("REDIS_URL") or None,
             weights=Path(env.get("MASKWEB_WEIGHTS") or "weights/mask_rcnn_coco.h5"),
             model_config=env.get("MASKWEB_MODEL_CONFIG") or "coco",
+            precision=(env.get("MASKWEB_PRECISION") or "auto").strip().lower(),
             port=_env_int(env, "MASKWEB_PORT", 8000),
             host=env.get("MASKWEB_HOST") or "127.0.0.1",
             secret_key=env.get("MASKWEB_SECRET_KEY") or None,

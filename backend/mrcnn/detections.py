@@ -22,9 +22,29 @@ from dataclasses import dataclass
 import numpy as np
 
 from backend.mrcnn.anchors import denormalize_boxes, normalize_boxes
-from backend.mrcnn.imaging import resize_bilinear
+from backend.mrcnn.imaging import linear_weights
 
 MASK_THRESHOLD = 0.5
+ROWS_PER_BLOCK = 256  # rows of a box mask resized at once: bounds the float64 scratch to 2 KiB per column
+
+
+def box_resolution_mask(probabilities, height: int, width: int) -> np.ndarray:
+    """A small probability mask [mh, mw] resized to bool [height, width] at threshold 0.5.
+
+    The bilinear resize of ``imaging.resize_bilinear`` (scikit-image's, as matterport unmolds masks), done as
+    two 1-D passes — columns first on the small mask, then rows, ROWS_PER_BLOCK at a time — so a large box needs
+    no image-sized float arrays: 2 multiply-adds per pixel and a few MB of scratch.
+    """
+    small = np.asarray(probabilities, dtype=np.float64)
+    x_lo, wx_lo, x_hi, wx_hi = linear_weights(small.shape[1], width)
+    columns = small[:, x_lo] * wx_lo + small[:, x_hi] * wx_hi  # [mh, width]
+    y_lo, wy_lo, y_hi, wy_hi = linear_weights(small.shape[0], height)
+    out = np.empty((height, width), dtype=bool)
+    for top in range(0, height, ROWS_PER_BLOCK):
+        rows = slice(top, min(top + ROWS_PER_BLOCK, height))
+        block = columns[y_lo[rows]] * wy_lo[rows, None] + columns[y_hi[rows]] * wy_hi[rows, None]
+        np.greater_equal(block.astype(np.float32), MASK_THRESHOLD, out=out[rows])
+    return out
 
 
 @dataclass(frozen=True, eq=False)
@@ -78,7 +98,7 @@ class Detections:
     def box_mask(self, i: int) -> np.ndarray:
         """Instance ``i``'s mask as bool [y2 - y1, x2 - x1] over its box (clipped to the image)."""
         x1, y1, x2, y2 = (int(v) for v in self.boxes[i])
-        mask = resize_bilinear(self.masks[i], y2 - y1, x2 - x1).astype(np.float32) >= MASK_THRESHOLD
+        mask = box_resolution_mask(self.masks[i], y2 - y1, x2 - x1)
         height, width = self.image_size
         return mask[max(0, -y1) : height - y1, max(0, -x1) : width - x1]
 

@@ -37,7 +37,7 @@ def as_rgb(image) -> np.ndarray:
     return array
 
 
-def _linear_weights(in_size: int, out_size: int):
+def linear_weights(in_size: int, out_size: int):
     """Source indices and weights of 1-D linear resampling with scipy ``zoom(grid_mode=True)`` arithmetic.
 
     Output pixel i samples input coordinate (i + 0.5) * in/out - 0.5; neighbours outside the input count as
@@ -59,8 +59,8 @@ def resize_bilinear(image: np.ndarray, out_h: int, out_w: int) -> np.ndarray:
     ``resize(order=1, mode="constant", cval=0, anti_aliasing=False)`` computes it (scipy's zoom: the four
     neighbours' (value * y-weight) * x-weight summed in row-major order)."""
     data = np.asarray(image, dtype=np.float64)
-    y_lo, wy_lo, y_hi, wy_hi = _linear_weights(data.shape[0], out_h)
-    x_lo, wx_lo, x_hi, wx_hi = _linear_weights(data.shape[1], out_w)
+    y_lo, wy_lo, y_hi, wy_hi = linear_weights(data.shape[0], out_h)
+    x_lo, wx_lo, x_hi, wx_hi = linear_weights(data.shape[1], out_w)
     extra = (1,) * (data.ndim - 2)
     wy_lo, wy_hi = wy_lo.reshape(-1, 1, *extra), wy_hi.reshape(-1, 1, *extra)
     wx_lo, wx_hi = wx_lo.reshape(1, -1, *extra), wx_hi.reshape(1, -1, *extra)

@@ -66,8 +66,9 @@ class _Network:
         self.graph(shape)
         self.mask_graph(shape, mask_buckets(config.DETECTION_MAX_INSTANCES)[0])
 
-    def _wiring(self):
-        """Context in which new layers take the model's dtype policy (Keras reads it when a layer is made)."""
+    def _wiring(self, stage: str | None = None):
+        """Context in which new layers take the dtype policy of ``stage`` (None: the model's widest) — Keras
+        reads the global policy when a layer is made, and the bank makes each layer once."""
         import contextlib
 
         import keras
@@ -75,7 +76,7 @@ class _Network:
         @contextlib.contextmanager
         def policy():
             before = keras.config.dtype_policy()
-            keras.config.set_dtype_policy(self.precision.policy)
+            keras.config.set_dtype_policy(self.precision.policy_of(stage))
             try:
                 yield
             finally:
@@ -145,14 +146,21 @@ class _Network:
         out = {}
         # 1. feature extraction
         bank = self.bank
-        out["C2"], out["C3"], out["C4"], out["C5"] = resnet_features(bank, image, c.BACKBONE)
-        levels = pyramid(bank, out["C2"], out["C3"], out["C4"], out["C5"], c.TOP_DOWN_PYRAMID_SIZE)
+        with self._wiring("backbone"):
+            out["C2"], out["C3"], out["C4"], out["C5"] = resnet_features(bank, image, c.BACKBONE)
+        with self._wiring("fpn"):
+            levels = pyramid(bank, out["C2"], out["C3"], out["C4"], out["C5"], c.TOP_DOWN_PYRAMID_SIZE)
         out.update(zip(("P2", "P3", "P4", "P5", "P6"), levels, strict=True))
         # 2. region proposals
-        head = bank(
-            rpn_head, len(c.RPN_ANCHOR_RATIOS), c.RPN_ANCHOR_STRIDE, c.TOP_DOWN_PYRAMID_SIZE, name="rpn_model"
-        )
-        per_level = [head(p) for p in levels]
+        with self._wiring("rpn"):
+            head = bank(
+                rpn_head,
+                len(c.RPN_ANCHOR_RATIOS),
+                c.RPN_ANCHOR_STRIDE,
+                c.TOP_DOWN_PYRAMID_SIZE,
+                name="rpn_model",
+            )
+            per_level = [head(p) for p in levels]
         for i, name in enumerate(("rpn_class_logits", "rpn_class", "rpn_bbox")):
             out[name] = layers.Concatenate(axis=1, name=name, dtype="float32")(
                 [level[i] for level in per_level]
@@ -165,9 +173,10 @@ class _Network:
         crops = PyramidRoIAlign(c.POOL_SIZE, name="roi_align_classifier", dtype="float32")(
             out["rpn_rois"], image_meta, levels[:4]
         )
-        out["mrcnn_class_logits"], out["mrcnn_class"], out["mrcnn_bbox"] = classifier_head(
-            bank, crops, c.NUM_CLASSES, c.FPN_CLASSIF_FC_LAYERS_SIZE
-        )
+        with self._wiring("classifier"):
+            out["mrcnn_class_logits"], out["mrcnn_class"], out["mrcnn_bbox"] = classifier_head(
+                bank, crops, c.NUM_CLASSES, c.FPN_CLASSIF_FC_LAYERS_SIZE
+            )
         out["detections"] = DetectionLayer(
             c.NUM_CLASSES,
             c.DETECTION_MAX_INSTANCES,
@@ -190,7 +199,8 @@ class _Network:
         crops = PyramidRoIAlign(c.MASK_POOL_SIZE, name="roi_align_mask", dtype="float32")(
             boxes, image_meta, maps
         )
-        masks = mask_head(self.bank, crops, c.NUM_CLASSES)
+        with self._wiring("mask"):
+            masks = mask_head(self.bank, crops, c.NUM_CLASSES)
         # each row's own class: a one-hot sum is exact (x * 1 plus zeros) and has static shapes on every backend
         one_hot = ops.one_hot(class_ids, c.NUM_CLASSES, dtype=masks.dtype)[:, :, None, None, :]
         return {"mrcnn_mask": masks, "class_masks": ops.sum(masks * one_hot, axis=-1)}

@@ -20,6 +20,7 @@ from functools import cache
 from pathlib import Path
 
 PRECISIONS = ("exact", "fast")
+STAGES = ("backbone", "fpn", "rpn", "classifier", "mask")
 BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
 
 # The default per device kind (see default_precision for why).
@@ -34,10 +35,11 @@ class Precision:
     name: str
     policy: str
     jax_matmul: str | None
+    stages: tuple[str, ...] = STAGES  # the stages whose convolutions take ``policy``; the others: float32
 
-    @property
-    def bfloat16(self) -> bool:
-        return self.policy == "mixed_bfloat16"
+    def policy_of(self, stage: str | None) -> str:
+        """The Keras dtype policy for layers made in ``stage`` (None: any stage, the model's widest)."""
+        return self.policy if stage is None or stage in self.stages else "float32"
 
 
 def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> set[str]:

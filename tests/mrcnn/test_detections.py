@@ -75,3 +75,13 @@ def test_counts_must_agree():
             np.zeros((2, 28, 28)),
             (5, 5),
         )
+
+
+@pytest.mark.parametrize(("height", "width"), [(1, 1), (3, 50), (57, 29), (600, 300)])
+def test_box_resolution_mask_is_the_bilinear_resize_thresholded(height, width):
+    from backend.mrcnn.detections import box_resolution_mask
+    from backend.mrcnn.imaging import resize_bilinear
+
+    probabilities = np.random.default_rng(height).random((28, 28)).astype(np.float32)
+    expected = resize_bilinear(probabilities, height, width).astype(np.float32) >= 0.5
+    np.testing.assert_array_equal(box_resolution_mask(probabilities, height, width), expected)

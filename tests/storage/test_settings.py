@@ -63,3 +63,10 @@ def test_the_generated_secret_is_kept_in_the_data_dir(tmp_path):
     assert Settings(data_dir=tmp_path).secret_key_value() == first
     assert (tmp_path / "secret_key").stat().st_mode & 0o077 == 0
     assert [p.name for p in tmp_path.iterdir()] == ["secret_key"]
+
+
+def test_model_precision_setting():
+    assert Settings.from_env({}).precision == "auto"
+    assert Settings.from_env({"MASKWEB_PRECISION": " Fast "}).precision == "fast"
+    with pytest.raises(ValueError, match="MASKWEB_PRECISION must be one of auto, exact, fast"):
+        Settings.from_env({"MASKWEB_PRECISION": "half"})
