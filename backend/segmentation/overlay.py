@@ -15,6 +15,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from backend.segmentation.result import SegmentationResult
+from backend.segmentation.rle import decode_in_box
 
 __all__ = ["render_overlay", "instance_color", "MASK_ALPHA"]
 
@@ -42,46 +43,75 @@ def instance_color(index: int) -> tuple[int, int, int]:
 def render_overlay(image, result: SegmentationResult) -> Image.Image:
     """``image`` (PIL image or uint8 array [H, W, 3]) with ``result`` drawn on it -> new RGB PIL image, same size.
 
-    Raises ValueError when the image size differs from the result's width x height.
+    Drawn box by box: each mask is decoded inside its box only (``Instance.box_mask``) and tinted there, and
+    each box and caption is composited on a layer the size of the box, so memory and time follow the objects,
+    not the image (one copy of the image is the only image-sized array). Raises ValueError when the image size
+    differs from the result's width x height.
     """
     base = _as_rgb_array(image)
     height, width = base.shape[:2]
     if (width, height) != (result.width, result.height):
         raise ValueError(f"image is {width}x{height} but the result is for {result.width}x{result.height}")
 
-    pixels = base.astype(np.float32)
+    canvas = base.copy()
     # Lowest score first, so the most confident instance ends up on top where instances overlap.
     instances = sorted(result.instances, key=lambda i: i.score)
-    masks = {inst.id: inst.mask() for inst in instances}
     for inst in instances:
+        box, mask = _mask_in_box(inst, width, height)
+        region = canvas[box[1] : box[3], box[0] : box[2]]
         color = np.array(instance_color(inst.id), dtype=np.float32)
-        mask = masks[inst.id]
-        pixels[mask] = pixels[mask] * (1.0 - MASK_ALPHA) + color * MASK_ALPHA
-    for inst in instances:
-        pixels[_outline(masks[inst.id])] = instance_color(inst.id)
-    canvas = Image.fromarray(np.rint(pixels).astype(np.uint8), "RGB").convert("RGBA")
+        region[mask] = np.rint(region[mask] * np.float32(1.0 - MASK_ALPHA) + color * np.float32(MASK_ALPHA))
+    for inst in instances:  # outlines after every fill, so no tint covers an outline
+        box, mask = _mask_in_box(inst, width, height)
+        canvas[box[1] : box[3], box[0] : box[2]][_outline(mask)] = instance_color(inst.id)
 
-    # Boxes and captions go on a transparent layer so the boxes keep matterport's partial opacity.
-    layer = Image.new("RGBA", canvas.size, (0, 0, 0, 0))
-    draw = ImageDraw.Draw(layer)
     font = _caption_font(width, height)
     for inst in instances:
-        color = instance_color(inst.id)
-        _dashed_rectangle(draw, inst.box, (*color, round(255 * BOX_ALPHA)))
-        caption = f"{inst.class_name} {inst.score:.3f}"
-        left, top, right, bottom = draw.textbbox((0, 0), caption, font=font, stroke_width=1)
-        # matterport's place (inside the box, below its top edge), moved in where it would leave the image.
-        x = min(inst.box[0] + BOX_WIDTH, width - right - 1)
-        y = min(inst.box[1] + CAPTION_OFFSET, height - bottom - 1)
-        draw.text(
-            (max(x, -left), max(y, -top)),
-            caption,
-            fill=(255, 255, 255, 255),
-            font=font,
-            stroke_width=1,
-            stroke_fill=(0, 0, 0, 255),
-        )
-    return Image.alpha_composite(canvas, layer).convert("RGB")
+        _draw_box_and_caption(canvas, inst, font)
+    return Image.fromarray(canvas, "RGB")
+
+
+def _mask_in_box(inst, width: int, height: int):
+    """(the instance's box clipped to the image, its mask there as bool [h, w])."""
+    x1, y1, x2, y2 = inst.box
+    box = (min(max(x1, 0), width), min(max(y1, 0), height), min(max(x2, 0), width), min(max(y2, 0), height))
+    box = (box[0], box[1], max(box[0], box[2]), max(box[1], box[3]))
+    return box, decode_in_box(inst.mask_rle, box)
+
+
+def _draw_box_and_caption(canvas: np.ndarray, inst, font) -> None:
+    """The dashed box (BOX_ALPHA opaque) and the caption of ``inst``, composited onto ``canvas`` (uint8
+    [H, W, 3], changed in place) through a transparent layer that covers only the box and the caption."""
+    height, width = canvas.shape[:2]
+    color = instance_color(inst.id)
+    caption = f"{inst.class_name} {inst.score:.3f}"
+    measure = ImageDraw.Draw(Image.new("RGBA", (1, 1)))
+    left, top, right, bottom = measure.textbbox((0, 0), caption, font=font, stroke_width=1)
+    # matterport's place (inside the box, below its top edge), moved in where it would leave the image.
+    x = max(min(inst.box[0] + BOX_WIDTH, width - right - 1), -left)
+    y = max(min(inst.box[1] + CAPTION_OFFSET, height - bottom - 1), -top)
+    # the part of the image this instance draws on: the box (lines are BOX_WIDTH wide) and the caption
+    pad = BOX_WIDTH + 1
+    rx1 = max(min(inst.box[0] - pad, x + left), 0)
+    ry1 = max(min(inst.box[1] - pad, y + top), 0)
+    rx2 = min(max(inst.box[2] + pad, x + right + 1), width)
+    ry2 = min(max(inst.box[3] + pad, y + bottom + 1), height)
+    if rx2 <= rx1 or ry2 <= ry1:
+        return
+    layer = Image.new("RGBA", (rx2 - rx1, ry2 - ry1), (0, 0, 0, 0))
+    draw = ImageDraw.Draw(layer)
+    x1, y1, x2, y2 = inst.box
+    _dashed_rectangle(draw, (x1 - rx1, y1 - ry1, x2 - rx1, y2 - ry1), (*color, round(255 * BOX_ALPHA)))
+    draw.text(
+        (x - rx1, y - ry1),
+        caption,
+        fill=(255, 255, 255, 255),
+        font=font,
+        stroke_width=1,
+        stroke_fill=(0, 0, 0, 255),
+    )
+    region = Image.fromarray(canvas[ry1:ry2, rx1:rx2], "RGB").convert("RGBA")
+    canvas[ry1:ry2, rx1:rx2] = np.asarray(Image.alpha_composite(region, layer).convert("RGB"))
 
 
 def _as_rgb_array(image) -> np.ndarray:

@@ -18,10 +18,12 @@ always announced with fraction 0 before its work starts.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, Protocol
+from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 
 import numpy as np
 from PIL import Image
@@ -30,6 +32,9 @@ from backend.segmentation.images import ImageLimits, load_image, to_array
 from backend.segmentation.overlay import render_overlay
 from backend.segmentation.result import SegmentationResult
 from backend.segmentation.stages import MASKS, MODEL, SAVING
+
+if TYPE_CHECKING:  # the engine loads with the model (Segmenter), not when this module is imported
+    from backend.mrcnn.detections import Detections
 
 __all__ = ["Decoded", "Progress", "ResultSink", "Segmenter", "decode", "save", "segment_and_save"]
 
@@ -76,7 +81,9 @@ class Segmenter:
     lists the missing or mismatched layers).
     """
 
-    def __init__(self, config, class_names: Sequence[str], weights_path: str | Path | None):
+    def __init__(
+        self, config, class_names: Sequence[str], weights_path: str | Path | None, precision: str = "auto"
+    ):
         from backend.mrcnn.model import MaskRCNN  # TensorFlow/keras load here, not at import
 
         if len(class_names) != config.NUM_CLASSES:
@@ -84,7 +91,9 @@ class Segmenter:
         self.config = config
         self.class_names = list(class_names)
         self.weights_path = Path(weights_path) if weights_path is not None else None
-        self.model = MaskRCNN(config)
+        self.model = MaskRCNN(config, precision=precision)
+        # masks -> RLE per instance: numpy and pycocotools release the GIL, so threads use every core
+        self._pool = ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1), thread_name_prefix="masks")
         if self.weights_path is not None:
             self.model.load_weights(self.weights_path)
 
@@ -101,7 +110,7 @@ class Segmenter:
         config, class_names = load_model_config(settings.model_config)
         if batch_size is not None:  # images per network call, instead of the config's IMAGES_PER_GPU
             config = type(config).from_dict({**config.to_dict(), "IMAGES_PER_GPU": batch_size})
-        return cls(config, class_names, resolve_weights(settings.weights))
+        return cls(config, class_names, resolve_weights(settings.weights), precision=settings.precision)
 
     @property
     def batch_size(self) -> int:
@@ -109,22 +118,19 @@ class Segmenter:
         return int(self.config.BATCH_SIZE)
 
     def warm_up(self) -> None:
-        """Run the model once on a blank image, so the first real image does not pay for building the graph.
-
-        The model compiles one graph per molded image shape (about 10 s for the COCO model on a 2-core CPU);
-        in the default "square" resize mode every image molds to the same shape, so one run covers them all.
-        """
-        height, width = int(self.config.IMAGE_MIN_DIM), int(self.config.IMAGE_MAX_DIM)
-        self.model.detect([np.full((height, width, 3), 128, np.uint8)] * self.batch_size)
+        """Compile the model's graphs for the config's molded shape (the detector and every mask bucket), so the
+        first real image does not pay for it (tens of seconds for the COCO model on a 2-core CPU); in the
+        default "square" resize mode every image molds to that shape."""
+        self.model.warm_up()
 
     def segment(self, image: np.ndarray, progress: Progress | None = None) -> SegmentationResult:
         """``image`` uint8 [H, W, 3] RGB -> its SegmentationResult (masks at H x W): stages model and masks."""
         return self.segment_batch([image], progress)[0]
 
-    def detect(self, images: Sequence[np.ndarray], progress: Progress | None = None) -> list[dict]:
+    def detect(self, images: Sequence[np.ndarray], progress: Progress | None = None) -> list[Detections]:
         """Stage ``model``: the network on ``images`` (each uint8 [H, W, 3], sizes may differ),
-        config.BATCH_SIZE at a time. Returns the engine's detections per image, in order
-        (``MaskRCNN.detect``'s contract). ``progress('model', done/total)`` after each network call.
+        config.BATCH_SIZE at a time. Returns the engine's ``Detections`` per image, in order (boxes (x1, y1,
+        x2, y2) pixels, per-box masks). ``progress('model', done/total)`` after each network call.
         """
         report = progress or _no_progress
         arrays = [_checked(image) for image in images]
@@ -133,22 +139,27 @@ class Segmenter:
         report(MODEL, 0.0)
         detections = []
         for start in range(0, len(arrays), self.batch_size):
-            detections.extend(self.model.detect(arrays[start : start + self.batch_size]))
+            detections.extend(self.model.detect_instances(arrays[start : start + self.batch_size]))
             report(MODEL, len(detections) / len(arrays))
         return detections
 
     def to_results(
-        self, images: Sequence[np.ndarray], detections: Sequence[dict], progress: Progress | None = None
+        self, images: Sequence[np.ndarray], detections: Sequence[Detections], progress: Progress | None = None
     ) -> list[SegmentationResult]:
-        """Stage ``masks``: each image's detections (from ``detect``) -> its SegmentationResult (masks at the
-        image's H x W). ``progress('masks', done/total)`` after each result."""
+        """Stage ``masks``: each image's detections (from ``detect``) -> its SegmentationResult, each mask
+        encoded from its box (``SegmentationResult.from_detections``, instances in parallel).
+        ``progress('masks', done/total)`` after each result."""
         report = progress or _no_progress
         if not images:
             return []
         report(MASKS, 0.0)
         results = []
         for image, found in zip(images, detections, strict=True):
-            results.append(SegmentationResult.from_detections(found, self.class_names, np.shape(image)))
+            if tuple(found.image_size) != tuple(np.shape(image)[:2]):
+                raise ValueError(
+                    f"detections for a {found.image_size} image given with a {np.shape(image)} one"
+                )
+            results.append(SegmentationResult.from_detections(found, self.class_names, self._pool))
             report(MASKS, len(results) / len(images))
         return results
 

@@ -23,23 +23,13 @@ from dataclasses import dataclass, field
 import numpy as np
 from pycocotools import mask as mask_util
 
-__all__ = ["Instance", "SegmentationResult", "encode_masks", "decode_mask"]
+from backend.segmentation.rle import encode_in_box
+
+__all__ = ["Instance", "SegmentationResult", "decode_mask"]
 
 # Scores are stored to this many decimals: far below the 1e-3 that distinguishes detections, and the JSON
 # stays readable (float32 scores otherwise print as 0.9980000257492065).
 SCORE_DECIMALS = 6
-
-
-def encode_masks(masks: np.ndarray) -> list[dict]:
-    """Masks bool/uint8 [H, W, N] -> N COCO compressed RLEs ``{"size": [H, W], "counts": str}``."""
-    if masks.ndim != 3:
-        raise ValueError(f"masks must be [H, W, N], got shape {masks.shape}")
-    if masks.shape[2] == 0:
-        return []
-    encoded = mask_util.encode(np.asfortranarray(masks.astype(np.uint8)))
-    return [
-        {"size": [int(s) for s in rle["size"]], "counts": rle["counts"].decode("ascii")} for rle in encoded
-    ]
 
 
 def decode_mask(rle: Mapping) -> np.ndarray:
@@ -118,59 +108,43 @@ class SegmentationResult:
     instances: tuple[Instance, ...] = field(default_factory=tuple)
 
     @classmethod
-    def from_detections(
-        cls, detections: Mapping, class_names: Sequence[str], image_shape: Sequence[int] | None = None
-    ) -> SegmentationResult:
-        """Build from one of matterport's ``detect()`` dicts.
+    def from_detections(cls, detections, class_names: Sequence[str], pool=None) -> SegmentationResult:
+        """Build from the engine's ``Detections`` of one image (``backend.mrcnn.detections``: boxes (x1, y1,
+        x2, y2) pixels, class_ids, scores, ``box_mask(i)`` bool at box resolution, ``image_size``).
 
-        ``detections``: ``rois`` int [N, 4] as (y1, x1, y2, x2) pixels (y2, x2 exclusive), ``class_ids`` int [N],
-        ``scores`` float [N], ``masks`` bool [H, W, N]. ``class_names[class_id]`` names each class ("BG" at 0).
-        ``image_shape`` (H, W, ...) is needed only when ``masks`` does not carry the image size.
-        Raises ValueError when the arrays disagree in count or a class id has no name.
+        Each mask is encoded from its box alone (``rle.encode_in_box``), so the work follows the objects, not
+        the image; ``pool`` (a ``concurrent.futures`` executor) runs the instances in parallel when given.
+        ``class_names[class_id]`` names each class ("BG" at 0). Raises ValueError when a class id has no name.
         """
-        rois = np.asarray(detections["rois"]).reshape(-1, 4)
-        class_ids = np.asarray(detections["class_ids"]).reshape(-1)
-        scores = np.asarray(detections["scores"], dtype=np.float64).reshape(-1)
-        masks = np.asarray(detections["masks"])
-        if masks.ndim == 3:
-            height, width = masks.shape[:2]
-        elif image_shape is not None:
-            height, width = int(image_shape[0]), int(image_shape[1])
-            masks = np.zeros((height, width, 0), dtype=bool)
-        else:
-            raise ValueError(f"masks must be [H, W, N], got shape {masks.shape}")
-        if image_shape is not None and (int(image_shape[0]), int(image_shape[1])) != (height, width):
-            raise ValueError(f"masks are {height}x{width} but the image is {image_shape[0]}x{image_shape[1]}")
-        count = len(class_ids)
-        if not (len(rois) == len(scores) == masks.shape[2] == count):
-            raise ValueError(
-                f"detections disagree in count: {len(rois)} rois, {count} class_ids, {len(scores)} scores, "
-                f"{masks.shape[2]} masks"
-            )
+        height, width = (int(v) for v in detections.image_size)
+        class_ids = np.asarray(detections.class_ids).reshape(-1)
+        scores = np.asarray(detections.scores, dtype=np.float64).reshape(-1)
+        boxes = np.asarray(detections.boxes).reshape(-1, 4)
         bad = [int(c) for c in class_ids if not 0 < int(c) < len(class_names)]
         if bad:
             raise ValueError(
                 f"class ids {bad} have no name: the model config lists {len(class_names)} classes"
             )
 
+        def encoded(index):
+            x1, y1 = (max(int(v), 0) for v in boxes[index, :2])
+            return encode_in_box(detections.box_mask(index), x1, y1, height, width)
+
         # Stable sort so equal scores keep the model's order.
-        order = np.argsort(-scores, kind="stable")
-        rles = encode_masks(masks[:, :, order])
-        instances = []
-        for new_id, (index, rle) in enumerate(zip(order, rles, strict=True)):
-            y1, x1, y2, x2 = (int(v) for v in rois[index])
-            class_id = int(class_ids[index])
-            instances.append(
-                Instance(
-                    id=new_id,
-                    class_id=class_id,
-                    class_name=class_names[class_id],
-                    score=round(float(scores[index]), SCORE_DECIMALS),
-                    box=(x1, y1, x2, y2),
-                    mask_rle=rle,
-                )
+        order = [int(i) for i in np.argsort(-scores, kind="stable")]
+        rles = list(pool.map(encoded, order) if pool is not None else map(encoded, order))
+        instances = tuple(
+            Instance(
+                id=new_id,
+                class_id=int(class_ids[index]),
+                class_name=class_names[int(class_ids[index])],
+                score=round(float(scores[index]), SCORE_DECIMALS),
+                box=tuple(int(v) for v in boxes[index]),
+                mask_rle=rle,
             )
-        return cls(width=int(width), height=int(height), instances=tuple(instances))
+            for new_id, (index, rle) in enumerate(zip(order, rles, strict=True))
+        )
+        return cls(width=width, height=height, instances=instances)
 
     def above(self, min_score: float) -> SegmentationResult:
         """The instances scoring at least ``min_score``, renumbered from 0."""

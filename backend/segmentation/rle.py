@@ -8,6 +8,11 @@ boundary (possible only when the box spans the image's full height) are joined, 
 0-runs, and pycocotools turns the counts into its compressed string (``frPyObjects``), so the result is
 byte-identical to ``pycocotools.mask.encode`` of the full mask (tests/segmentation/test_rle.py checks it).
 Work and memory: O(box area).
+
+``decode_in_box`` goes the other way for one box: the compressed string's counts are read with numpy (the
+format of pycocotools' ``rleFrString``: 5-bit groups, 0x20 = more follows, 0x10 on the last = negative, each
+count after the second stored as the difference to the count two before) and only the box's columns are
+filled. Work and memory: O(runs + image height x box width).
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 from pycocotools import mask as mask_util
 
-__all__ = ["encode_in_box"]
+__all__ = ["decode_in_box", "encode_in_box", "run_counts"]
 
 
 def encode_in_box(box_mask: np.ndarray, x1: int, y1: int, height: int, width: int) -> dict:
@@ -45,3 +50,43 @@ def encode_in_box(box_mask: np.ndarray, x1: int, y1: int, height: int, width: in
         counts = counts[:-1]  # the mask ends on a 1: pycocotools writes no empty last run
     rle = mask_util.frPyObjects({"size": [height, width], "counts": counts.tolist()}, height, width)
     return {"size": [height, width], "counts": rle["counts"].decode("ascii")}
+
+
+def run_counts(compressed: str | bytes) -> np.ndarray:
+    """The run lengths int64 [R] of a COCO compressed RLE string (0s first, alternating)."""
+    raw = compressed.encode("ascii") if isinstance(compressed, str) else bytes(compressed)
+    if not raw:
+        return np.zeros(0, dtype=np.int64)
+    codes = np.frombuffer(raw, dtype=np.uint8).astype(np.int64) - 48
+    last = (codes & 0x20) == 0  # the character that ends a number
+    number = np.concatenate([[0], np.cumsum(last)[:-1]])
+    first = np.flatnonzero(np.r_[True, last[:-1]])
+    position = np.arange(len(codes)) - first[number]
+    values = np.zeros(int(number[-1]) + 1, dtype=np.int64)
+    np.add.at(values, number, (codes & 0x1F) << (5 * position))
+    ends = np.flatnonzero(last)
+    negative = (codes[ends] & 0x10) != 0
+    values[negative] -= np.int64(1) << (5 * (position[ends[negative]] + 1))
+    counts = values.copy()
+    if len(values) > 3:  # count m > 2 is stored minus count m - 2
+        counts[3::2] = np.cumsum(values[3::2]) + values[1]
+        counts[4::2] = np.cumsum(values[4::2]) + values[2]
+    return counts
+
+
+def decode_in_box(rle: dict, box) -> np.ndarray:
+    """The mask of COCO RLE ``rle`` (``{"size": [H, W], "counts": str}``) inside ``box`` (x1, y1, x2, y2 pixels,
+    x2/y2 exclusive, within the image) as bool [y2 - y1, x2 - x1]."""
+    height, width = (int(v) for v in rle["size"])
+    x1, y1, x2, y2 = (int(v) for v in box)
+    if not (0 <= x1 <= x2 <= width and 0 <= y1 <= y2 <= height):
+        raise ValueError(f"box {[x1, y1, x2, y2]} is not inside the {width}x{height} image")
+    bounds = np.cumsum(np.concatenate([[0], run_counts(rle["counts"])]))
+    starts, ends = bounds[1:-1:2], bounds[2::2]  # runs of 1s, in column-major pixel indices
+    lo, hi = x1 * height, x2 * height  # the full-height strip of the box's columns
+    keep = (ends > lo) & (starts < hi)
+    edges = np.zeros(hi - lo + 1, dtype=np.int32)
+    np.add.at(edges, np.clip(starts[keep], lo, hi) - lo, 1)
+    np.add.at(edges, np.clip(ends[keep], lo, hi) - lo, -1)
+    strip = np.cumsum(edges[:-1]).astype(bool).reshape(x2 - x1, height)
+    return strip[:, y1:y2].T

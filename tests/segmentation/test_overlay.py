@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from detections_kit import boxed_masks
 from PIL import Image
 
 from backend.segmentation.overlay import MASK_ALPHA, instance_color, render_overlay
@@ -22,12 +23,7 @@ def result_with_two_instances():
     masks = np.zeros((H, W, 2), dtype=bool)
     masks[20:70, 20:80, 0] = True
     masks[60:110, 90:150, 1] = True
-    dets = {
-        "rois": np.array([[20, 20, 70, 80], [60, 90, 110, 150]], dtype=np.int32),
-        "class_ids": np.array([1, 2], dtype=np.int32),
-        "scores": np.array([0.9, 0.8], dtype=np.float32),
-        "masks": masks,
-    }
+    dets = boxed_masks([[20, 20, 80, 70], [90, 60, 150, 110]], [1, 2], [0.9, 0.8], masks)
     return SegmentationResult.from_detections(dets, CLASS_NAMES), masks
 
 
@@ -63,12 +59,7 @@ def test_boxes_are_dashed_and_partly_transparent():
     image = photo()
     masks = np.zeros((H, W, 1), dtype=bool)
     masks[40:60, 40:60, 0] = True  # well inside its box
-    dets = {
-        "rois": np.array([[20, 20, 100, 120]], dtype=np.int32),
-        "class_ids": np.array([1], dtype=np.int32),
-        "scores": np.array([0.9], dtype=np.float32),
-        "masks": masks,
-    }
+    dets = boxed_masks([[20, 20, 120, 100]], [1], [0.9], masks)
     result = SegmentationResult.from_detections(dets, CLASS_NAMES)
     out = np.asarray(render_overlay(image, result)).astype(int)
     # The bottom side of the box (y2 = 100 exclusive) runs along rows 98..100; no caption or mask there.
@@ -129,12 +120,7 @@ def test_a_caption_near_the_edge_moves_inside_the_image():
     image = np.zeros((H, W, 3), np.uint8)
     masks = np.zeros((H, W, 1), dtype=bool)
     masks[H - 4 :, W - 4 :, 0] = True
-    dets = {
-        "rois": np.array([[H - 4, W - 4, H, W]], dtype=np.int32),
-        "class_ids": np.array([2], dtype=np.int32),
-        "scores": np.array([0.75], dtype=np.float32),
-        "masks": masks,
-    }
+    dets = boxed_masks([[W - 4, H - 4, W, H]], [2], [0.75], masks)
     out = np.asarray(render_overlay(image, SegmentationResult.from_detections(dets, CLASS_NAMES)))
     white = out.min(axis=2) > 150  # anti-aliased white text
     # The caption "cat 0.750" is white text; drawn at the box corner it would fall off the bottom-right.

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from detections_kit import boxed_masks
 from PIL import Image
 
 from backend.segmentation.model_config import load_model_config
@@ -35,15 +36,20 @@ class FakeMaskRCNN:
     batches: list[int] = []
     shapes: list[tuple[int, ...]] = []
 
-    def __init__(self, config):
+    def __init__(self, config, precision="auto"):
         self.config = config
+        self.precision = precision
         self.loaded = None
+        self.warmed = False
 
     def load_weights(self, path):
         self.loaded = path
         return self
 
-    def detect(self, images):
+    def warm_up(self):
+        self.warmed = True
+
+    def detect_instances(self, images):
         assert len(images) <= self.config.BATCH_SIZE
         FakeMaskRCNN.batches.append(len(images))
         FakeMaskRCNN.shapes.extend(image.shape for image in images)
@@ -52,14 +58,7 @@ class FakeMaskRCNN:
             h, w = image.shape[:2]
             masks = np.zeros((h, w, 1), bool)
             masks[: h // 2, : w // 2, 0] = True
-            out.append(
-                {
-                    "rois": np.array([[0, 0, h // 2, w // 2]], np.int32),
-                    "class_ids": np.array([1], np.int32),
-                    "scores": np.array([0.9], np.float32),
-                    "masks": masks,
-                }
-            )
+            out.append(boxed_masks([[0, 0, w // 2, h // 2]], [1], [0.9], masks))
         return out
 
 
@@ -89,12 +88,11 @@ def test_segment_batch_runs_config_batches_and_reports_progress(fake_engine, tmp
     ]  # fmt: skip
 
 
-def test_warm_up_runs_one_model_batch_of_the_configs_shape(fake_engine, tmp_path, parity_dir):
+def test_warm_up_compiles_the_model(fake_engine, tmp_path, parity_dir):
     config, names = load_model_config(small_config_file(tmp_path, parity_dir, batch=2))
     segmenter = Segmenter(config, names, tmp_path / "weights.h5")
     segmenter.warm_up()
-    assert fake_engine.batches == [2]
-    assert fake_engine.shapes == [(config.IMAGE_MIN_DIM, config.IMAGE_MAX_DIM, 3)] * 2
+    assert segmenter.model.warmed
 
 
 def test_segment_rejects_what_is_not_an_rgb_image(fake_engine, tmp_path, parity_dir):
@@ -116,11 +114,12 @@ def test_from_settings_uses_the_model_config_and_weights_it_names(
     fake_engine, tmp_path, parity_dir, small_weights
 ):
     settings = types.SimpleNamespace(
-        model_config=str(small_config_file(tmp_path, parity_dir)), weights=small_weights
+        model_config=str(small_config_file(tmp_path, parity_dir)), weights=small_weights, precision="fast"
     )
     segmenter = Segmenter.from_settings(settings)
     assert segmenter.class_names == SMALL_CLASS_NAMES
     assert Path(segmenter.model.loaded) == Path(small_weights)
+    assert segmenter.model.precision == "fast"  # MASKWEB_PRECISION reaches the engine
 
 
 # --- integration: the real engine on the parity small weights ----------------------------------------------
@@ -132,16 +131,13 @@ def small_segmenter(tmp_path_factory, parity_dir, small_weights):
     return Segmenter(config, names, small_weights)
 
 
-def reference_result(parity_dir: Path, name: str) -> dict:
+def reference_result(parity_dir: Path, name: str):
+    """matterport's detect() result for a parity image, in the engine's detections interface."""
     ref = np.load(parity_dir / "reference" / f"small_{name}.npz")
     count = int(ref["result0_masks_shape"][2])
     masks = np.unpackbits(ref["result0_masks_packbits"], axis=-1, count=count).astype(bool)
-    return {
-        "rois": ref["result0_rois"],
-        "class_ids": ref["result0_class_ids"],
-        "scores": ref["result0_scores"],
-        "masks": masks,
-    }
+    rois = ref["result0_rois"]  # matterport's (y1, x1, y2, x2)
+    return boxed_masks(rois[:, [1, 0, 3, 2]], ref["result0_class_ids"], ref["result0_scores"], masks)
 
 
 @pytest.mark.parametrize("name", ["astronaut", "chelsea"])
@@ -180,10 +176,35 @@ def test_segment_matches_the_reference_detections(small_segmenter, parity_dir, n
 def test_segment_is_the_engine_detections_in_result_form(small_segmenter, parity_dir):
     # 333 x 517: not square, so the masks must come back at the original size, not the molded 256 x 256.
     image = np.asarray(Image.open(parity_dir / "inputs" / "synthetic.png").convert("RGB"))
-    detections = small_segmenter.model.detect([image])[0]
+    detections = small_segmenter.model.detect_instances([image])[0]
     result = small_segmenter.segment(image)
     assert (result.height, result.width) == image.shape[:2]
     assert result == SegmentationResult.from_detections(detections, SMALL_CLASS_NAMES)
-    order = np.argsort(-detections["scores"], kind="stable")
+    order = np.argsort(-detections.scores, kind="stable")
     for inst, index in zip(result.instances, order, strict=True):
-        np.testing.assert_array_equal(inst.mask(), detections["masks"][:, :, index])
+        np.testing.assert_array_equal(inst.mask(), detections.full_mask(index))
+
+
+@pytest.mark.parametrize("name", ["astronaut", "chelsea", "synthetic"])
+def test_result_json_is_byte_identical_to_pycocotools_on_full_masks(small_segmenter, parity_dir, name):
+    """Masks encoded box by box give the JSON that encoding each full-image mask with pycocotools gives."""
+    from pycocotools import mask as mask_util
+
+    image = np.asarray(Image.open(parity_dir / "inputs" / f"{name}.png").convert("RGB"))
+    (detections,) = small_segmenter.detect([image])
+    result = small_segmenter.to_results([image], [detections])[0]
+    full = detections.to_matterport()  # [H, W, N] masks, as the result was built before issue 9
+    order = np.argsort(-full["scores"].astype(np.float64), kind="stable")
+    expected = []
+    for new_id, index in enumerate(order):
+        rle = mask_util.encode(np.asfortranarray(full["masks"][:, :, index].astype(np.uint8)))
+        y1, x1, y2, x2 = (int(v) for v in full["rois"][index])
+        expected.append({
+            "id": new_id, "class_id": int(full["class_ids"][index]),
+            "class_name": SMALL_CLASS_NAMES[int(full["class_ids"][index])],
+            "score": round(float(full["scores"][index]), 6), "box": [x1, y1, x2, y2],
+            "mask": {"size": [int(v) for v in rle["size"]], "counts": rle["counts"].decode("ascii")},
+        })  # fmt: skip
+    assert len(expected) > 0
+    assert json.dumps(result.to_dict()) == json.dumps({"width": image.shape[1], "height": image.shape[0],
+                                                       "instances": expected})  # fmt: skip

@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pycocotools import mask as mask_util
 
+from backend.segmentation.result import decode_mask
 from backend.segmentation.rle import encode_in_box
 
 
@@ -63,3 +64,30 @@ def test_edge_cases(mask, x1, y1, height, width):
 def test_a_box_outside_the_image_is_an_error():
     with pytest.raises(ValueError, match="does not fit"):
         encode_in_box(np.ones((3, 3), bool), 2, 0, 3, 4)
+
+
+@settings(max_examples=300, deadline=None)
+@given(placed_masks(), st.data())
+def test_decode_in_box_reads_the_box_of_any_mask(case, data):
+    from backend.segmentation.rle import decode_in_box
+
+    mask, x1, y1, height, width = case
+    rle = full_image_rle(mask, x1, y1, height, width)
+    full = decode_mask(rle)
+    bx1 = data.draw(st.integers(0, width))
+    bx2 = data.draw(st.integers(bx1, width))
+    by1 = data.draw(st.integers(0, height))
+    by2 = data.draw(st.integers(by1, height))
+    np.testing.assert_array_equal(decode_in_box(rle, (bx1, by1, bx2, by2)), full[by1:by2, bx1:bx2])
+
+
+def test_run_counts_reads_large_and_negative_differences():
+    from backend.segmentation.rle import run_counts
+
+    full = np.zeros((300, 200), np.uint8)
+    full[10:290, 5:7] = 1  # long runs, then a short one: differences to two counts before go negative
+    full[100:101, 150] = 1
+    rle = mask_util.encode(np.asfortranarray(full))
+    counts = run_counts(rle["counts"].decode("ascii"))
+    assert counts.sum() == full.size
+    assert counts.tolist()[:6] == [5 * 300 + 10, 280, 20, 280, 300 * 143 + 10 + 100, 1]
