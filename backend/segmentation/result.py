@@ -25,11 +25,24 @@ from pycocotools import mask as mask_util
 
 from backend.segmentation.rle import encode_in_box
 
-__all__ = ["Instance", "SegmentationResult", "decode_mask"]
+__all__ = ["Instance", "SegmentationResult", "encode_masks", "decode_mask"]
 
 # Scores are stored to this many decimals: far below the 1e-3 that distinguishes detections, and the JSON
 # stays readable (float32 scores otherwise print as 0.9980000257492065).
 SCORE_DECIMALS = 6
+
+
+def encode_masks(masks: np.ndarray) -> list[dict]:
+    """Full-image masks bool/uint8 [H, W, N] -> N COCO compressed RLEs ``{"size": [H, W], "counts": str}``
+    (for masks that come image-sized, e.g. a peer model's in the bench; ours are encoded by the box)."""
+    if masks.ndim != 3:
+        raise ValueError(f"masks must be [H, W, N], got shape {masks.shape}")
+    if masks.shape[2] == 0:
+        return []
+    encoded = mask_util.encode(np.asfortranarray(masks.astype(np.uint8)))
+    return [
+        {"size": [int(s) for s in rle["size"]], "counts": rle["counts"].decode("ascii")} for rle in encoded
+    ]
 
 
 def decode_mask(rle: Mapping) -> np.ndarray:

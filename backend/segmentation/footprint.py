@@ -1,0 +1,76 @@
+"""What post-processing costs next to the model, by photo size: ``python -m backend.segmentation.footprint``.
+
+For each ``--megapixels`` size, in a fresh process (so peak memory is that job's alone): build the COCO model
+keeping every detection (DETECTION_MIN_CONFIDENCE 0, so DETECTION_MAX_INSTANCES objects per image, as issue 9
+measures), warm it up, then run one job on a seeded noise photo of that size — stage ``model``
+(``Segmenter.detect``), stage ``masks`` (``to_results``: per-box masks and RLE) and the overlay PNG — and report
+each stage's seconds, the masks stage as a share of the model's, and the process's peak resident memory. The
+smallest size stands for "the model's memory"; the others are reported as peak minus that.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import multiprocessing
+import resource
+import time
+
+
+def _job(weights: str | None, megapixels: float, precision: str) -> dict:
+    import numpy as np
+
+    from backend.mrcnn.config import CocoConfig
+    from backend.segmentation.model_config import load_model_config
+    from backend.segmentation.overlay import render_overlay
+    from backend.segmentation.pipeline import Segmenter
+
+    _, class_names = load_model_config("coco")
+    config = CocoConfig.from_dict({**CocoConfig().to_dict(), "DETECTION_MIN_CONFIDENCE": 0.0})
+    segmenter = Segmenter(config, class_names, weights, precision=precision)
+    segmenter.warm_up()
+    width = int(round((megapixels * 1e6 * 4 / 3) ** 0.5))
+    height = int(round(megapixels * 1e6 / width))
+    image = np.random.default_rng(0).integers(0, 256, (height, width, 3), dtype=np.uint8)
+    started = time.perf_counter()
+    (found,) = segmenter.detect([image])
+    model_s = time.perf_counter() - started
+    started = time.perf_counter()
+    (result,) = segmenter.to_results([image], [found])
+    masks_s = time.perf_counter() - started
+    started = time.perf_counter()
+    render_overlay(image, result).save(io.BytesIO(), "PNG", compress_level=1)
+    overlay_s = time.perf_counter() - started
+    return {
+        "megapixels": round(height * width / 1e6, 2), "size": [width, height], "detections": len(found),
+        "mean_box_megapixels": round(float(np.mean([(b[2] - b[0]) * (b[3] - b[1]) for b in found.boxes])) / 1e6, 3)
+        if len(found) else 0.0,
+        "model_s": round(model_s, 3), "masks_s": round(masks_s, 3), "overlay_s": round(overlay_s, 3),
+        "masks_share_of_model": round(masks_s / model_s, 4),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    }  # fmt: skip
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m backend.segmentation.footprint", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument(
+        "--weights", default=None, help="COCO-layout weights file (default: Keras' random init)"
+    )
+    parser.add_argument("--megapixels", type=float, nargs="+", default=[1.0, 12.0, 40.0])
+    parser.add_argument("--precision", default="exact")
+    args = parser.parse_args(argv)
+    context = multiprocessing.get_context("spawn")
+    rows = []
+    for megapixels in args.megapixels:
+        with context.Pool(1) as pool:
+            rows.append(pool.apply(_job, (args.weights, megapixels, args.precision)))
+        rows[-1]["peak_above_smallest_mb"] = round(rows[-1]["peak_rss_mb"] - rows[0]["peak_rss_mb"], 1)
+        print(json.dumps(rows[-1]), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
