@@ -31,9 +31,9 @@ from testkit import PARITY_DIR, generate_weights  # noqa: E402
 from load import scenarios  # noqa: E402
 from load.measures import write_report  # noqa: E402
 
-FULL = {"users": 20, "images": 5, "uploaders": 50, "sockets": 1000, "soak_jobs": 1000}
-BOUNDED = {"users": 3, "images": 2, "uploaders": 20, "sockets": 200, "soak_jobs": 0}
-ALL = ("users", "uploaders", "sockets", "soak")
+FULL = {"users": 20, "images": 5, "uploaders": 50, "sockets": 1000, "soak_jobs": 1000, "queued_jobs": 10000}
+BOUNDED = {"users": 3, "images": 2, "uploaders": 20, "sockets": 200, "soak_jobs": 0, "queued_jobs": 0}
+ALL = ("users", "uploaders", "sockets", "soak", "queue", "decode")
 
 
 def _machine() -> dict:
@@ -69,6 +69,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--uploaders", type=int)
     parser.add_argument("--sockets", type=int)
     parser.add_argument("--soak-jobs", type=int)
+    parser.add_argument(
+        "--queued-jobs", type=int, help="jobs waiting (10 per user) for the queue-cost scenario"
+    )
     parser.add_argument("--database", choices=("sqlite", "postgres"), default="sqlite")
     parser.add_argument("--out", type=Path, help="write the report here as JSON")
     args = parser.parse_args(argv)
@@ -106,6 +109,10 @@ def main(argv: list[str] | None = None) -> int:
                         result = scenarios.sockets(stack, sizes["sockets"])
                     elif name == "soak" and sizes["soak_jobs"]:
                         result = scenarios.soak(stack, sizes["soak_jobs"])
+                    elif name == "queue" and sizes["queued_jobs"]:
+                        result = scenarios.queue_cost(stack, users=sizes["queued_jobs"] // 10, per_user=10)
+                    elif name == "decode" and not args.bounded:
+                        result = scenarios.decode_memory(stack)
                     else:
                         continue
                     result["scenario_s"] = round(time.monotonic() - began, 1)

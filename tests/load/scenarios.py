@@ -216,3 +216,161 @@ def soak(stack, jobs: int = 1000, batch: int = 10, warmup: int = 100, timeout_s:
     }
     player.close()
     return report
+
+
+def _seed_queue(settings, users: int, per_user: int) -> list[str]:
+    """``users`` x ``per_user`` waiting jobs straight into the database (no files: they never get to run).
+    Returns the users' ids."""
+    from datetime import timedelta
+
+    from sqlalchemy import insert
+
+    from backend.storage.db import make_engine, session_scope
+    from backend.storage.models import QUEUED, Job, User, new_id, utcnow
+
+    engine = make_engine(settings.database_url)
+    user_ids = [new_id() for _ in range(users)]
+    start = utcnow()
+    rows = [
+        {"id": new_id(), "user_id": u, "state": QUEUED, "stage": "waiting", "progress": 0.0, "filename": "seed.png",
+         "created_at": start + timedelta(milliseconds=i * users + n), "attempts": 0, "cancel_requested": False}
+        for n, u in enumerate(user_ids)
+        for i in range(per_user)
+    ]  # fmt: skip
+    with session_scope(engine) as db:
+        db.execute(insert(User), [{"id": u, "created_at": start} for u in user_ids])
+        for chunk in range(0, len(rows), 2000):
+            db.execute(insert(Job), rows[chunk : chunk + 2000])
+    engine.dispose()
+    return user_ids
+
+
+def _timed(action, count: int) -> dict:
+    times = []
+    for _ in range(count):
+        started = time.perf_counter()
+        action()
+        times.append(time.perf_counter() - started)
+    return {"p50": _ms(percentile(times, 50)), "p95": _ms(percentile(times, 95)), "n": count}
+
+
+def queue_cost(stack, users: int = 1000, per_user: int = 10, repeats: int = 30) -> dict:
+    """With ``users`` x ``per_user`` jobs waiting: the cost of an upload, a gallery page, a job read, a socket
+    subscribe, and a dispatcher round; and, for comparison, one full read of the queue's order (what every
+    upload, list and subscribe paid before positions were kept by the dispatcher)."""
+    from sqlalchemy import update
+
+    from backend.jobs import dispatch
+    from backend.storage.db import make_engine, session_scope
+    from backend.storage.models import CANCELLED, QUEUED, Job
+    from backend.storage.queue_order import queue_positions
+
+    stack.hold("decode")  # the worker takes one job and keeps it: the queue stays as seeded while we measure
+    seeded = _seed_queue(stack.settings, users, per_user)
+    engine = make_engine(stack.settings.database_url)
+    try:
+        rounds = _timed(lambda: dispatch.pump(stack.settings), 5)
+        with session_scope(engine) as db:
+            full_read = _timed(lambda: queue_positions(db), 5)
+        player = Player(stack.base_url, "queue")
+        image = _images(1, (160, 120), seed=11)
+        upload = _timed(lambda: player.upload(image), repeats // 3)
+        gallery = _timed(
+            lambda: player.http.get(f"{stack.base_url}/api/jobs", timeout=60).raise_for_status(), repeats
+        )
+        job_url = f"{stack.base_url}/api/jobs/{player.jobs[-1]['id']}"
+        read = _timed(lambda: player.http.get(job_url, timeout=60).raise_for_status(), repeats)
+        subscribe = _timed(lambda: player.socket.subscribe({"job_id": player.jobs[-1]["id"]}), repeats)
+        position = player.http.get(job_url, timeout=60).json()["queue_position"]
+        player.close()
+    finally:
+        with session_scope(engine) as db:
+            db.execute(
+                update(Job)
+                .where(Job.user_id.in_(seeded), Job.state == QUEUED)
+                .values(state=CANCELLED, stage=None)
+            )
+        engine.dispose()
+        stack.release("decode")
+    return {
+        "queued_jobs": users * per_user,
+        "users": users,
+        "dispatcher_round_ms": rounds,
+        "full_queue_read_ms": full_read,
+        "upload_ms": upload,
+        "gallery_ms": gallery,
+        "job_read_ms": read,
+        "subscribe_ms": subscribe,
+        "last_upload_position": position,
+    }
+
+
+def _peak_rss_mb(pid: int) -> float:
+    """VmHWM (the most resident memory the process ever had) of ``pid``, in MB."""
+    from pathlib import Path
+
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    raise LoadError(f"no VmHWM for process {pid}")
+
+
+def _web_worker_pid(stack) -> int:
+    """The gunicorn worker (the process that decodes) under the web's master."""
+    from pathlib import Path
+
+    children = (
+        (Path("/proc") / str(stack.web.pid) / "task" / str(stack.web.pid) / "children").read_text().split()
+    )
+    return int(children[0])
+
+
+def _worst_files(megapixels: int = 40) -> dict[str, bytes]:
+    """A few-KB 16-bit greyscale PNG and a 32-bit float TIFF (deflate) of ``megapixels``, both nearly blank."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    width = 8000
+    height = megapixels * 1_000_000 // width
+    files = {}
+    buf = io.BytesIO()
+    Image.fromarray(np.full((height, width), 30000, dtype=np.uint16)).save(buf, "PNG")
+    files["png16"] = buf.getvalue()
+    buf = io.BytesIO()
+    Image.fromarray(np.full((height, width), 0.5, dtype=np.float32)).save(
+        buf, "TIFF", compression="tiff_adobe_deflate"
+    )
+    files["tiff32"] = buf.getvalue()
+    return files
+
+
+def decode_memory(stack, many: int = 100) -> dict:
+    """Peak RSS of the web process while it decodes the worst files: a 16-bit 40 MP PNG, a 32-bit float 40 MP
+    TIFF, then ``many`` such PNGs in one request. The jobs are deleted at once (the worker need not run them)."""
+    files = _worst_files()
+    pid = _web_worker_pid(stack)
+    player = Player(stack.base_url, "decoder", socket=False)
+    report = {"file_kb": {k: round(len(v) / 1024, 1) for k, v in files.items()}, "peak_rss_mb": {}}
+    report["peak_rss_mb"]["before"] = _peak_rss_mb(pid)
+    steps = [
+        ("png16_40mp", [files["png16"]]),
+        ("tiff32_40mp", [files["tiff32"]]),
+        (f"{many}_png16", [files["png16"]] * many),
+    ]
+    for name, batch in steps:
+        started = time.monotonic()
+        response = player.http.post(
+            stack.base_url + "/api/jobs",
+            files=[("image", (f"{i}.img", data, "application/octet-stream")) for i, data in enumerate(batch)],
+            timeout=1800,
+        )
+        if response.status_code != 202:
+            raise LoadError(f"{name}: {response.status_code} {response.text[:300]}")
+        report["peak_rss_mb"][name] = _peak_rss_mb(pid)
+        report.setdefault("seconds", {})[name] = round(time.monotonic() - started, 1)
+        for job in response.json()["jobs"]:
+            player.http.delete(f"{stack.base_url}/api/jobs/{job['id']}", timeout=60)
+    report["current_rss_mb"] = round(rss_bytes(pid) / MB, 1)
+    return report
