@@ -7,8 +7,8 @@ Protocol (docs/ARCHITECTURE.md):
 - emit ``subscribe`` with ``{"job_id": id}`` or ``{"share_token": T}``; the acknowledgement is
   ``{"ok": true, "job": <GET /api/jobs/{id} JSON>}`` read from the database (the source of truth), or
   ``{"ok": false, "error": {"code", "message"}}`` when the caller may not see that job;
-- the server then pushes ``job`` events (the same JSON) to room ``job:<id>``: the worker publishes them
-  through the Redis message queue (``backend.jobs.events``);
+- the server then pushes ``job`` events (the same JSON, plus ``emitted_at``: the publisher's UNIX time) to room
+  ``job:<id>``: the worker publishes them through the Redis message queue (``backend.jobs.events``);
 - emit ``unsubscribe`` with the same payload to leave the room;
 - when the owner revokes a share link (or deletes the job), every socket that followed the job through that
   link leaves its room and gets a ``revoked`` event ``{"share_token": T}``: whatever else its subscribe

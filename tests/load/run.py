@@ -15,6 +15,7 @@ from gevent import monkey
 monkey.patch_all()  # before anything imports socket, ssl, threading: every client is a greenlet
 
 import argparse  # noqa: E402
+import json  # noqa: E402
 import platform  # noqa: E402
 import resource  # noqa: E402
 import sys  # noqa: E402
@@ -117,6 +118,9 @@ def main(argv: list[str] | None = None) -> int:
                         continue
                     result["scenario_s"] = round(time.monotonic() - began, 1)
                     report["scenarios"][name] = result
+                    print(
+                        json.dumps({name: result}), file=sys.stderr, flush=True
+                    )  # kept if a later one fails
                     stack.wait_idle()
         finally:
             if database_url:
