@@ -329,10 +329,14 @@ class LeaseKeeper(threading.Thread):
         return True
 
     def drop(self, job_id: str) -> None:
+        """Stop refreshing the job's lease and release it (if Redis cannot be reached, it expires by itself)."""
         with self._lock:
             value = self._held.pop(job_id, None)
         if value is not None:
-            release_lease(self.settings, job_id, value)
+            try:
+                release_lease(self.settings, job_id, value)
+            except Exception:
+                log.warning("could not release the lease of job %s; it expires in %ss", job_id, LEASE_TTL_S)
 
     def held(self) -> dict[str, str]:
         with self._lock:

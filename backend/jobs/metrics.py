@@ -14,9 +14,13 @@ counts), ``count`` and ``sum``.
 
 from __future__ import annotations
 
+import logging
+
 from backend.settings import Settings
 
 from .connections import redis_client
+
+log = logging.getLogger(__name__)
 
 PREFIX = "maskweb:metrics:"
 BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
@@ -48,12 +52,16 @@ def _observe(pipe, name: str, value: float, label_value: str = "") -> None:
 def record_job(
     settings: Settings, outcome: str, job_seconds: float, model_seconds: float | None = None
 ) -> None:
-    """Add one job attempt (and, when given, its model time) to the histograms."""
-    pipe = redis_client(settings).pipeline()
-    _observe(pipe, JOB, job_seconds, outcome)
-    if model_seconds is not None:
-        _observe(pipe, MODEL, model_seconds)
-    pipe.execute()
+    """Add one job attempt (and, when given, its model time) to the histograms. A failure (Redis down) is
+    logged: a lost observation costs a metric, never the job that was just recorded."""
+    try:
+        pipe = redis_client(settings).pipeline()
+        _observe(pipe, JOB, job_seconds, outcome)
+        if model_seconds is not None:
+            _observe(pipe, MODEL, model_seconds)
+        pipe.execute()
+    except Exception:
+        log.warning("could not record the duration of a %s job", outcome, exc_info=True)
 
 
 def record_batch(settings: Settings, images: int) -> None:

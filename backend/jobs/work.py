@@ -56,6 +56,10 @@ def classify_error(exc: BaseException) -> tuple[str, str]:
         return "bad_image", f"The stored image could not be read: {exc.message}"
     if isinstance(exc, MemoryError):
         return "out_of_memory", "The worker ran out of memory while segmenting this image."
+    from backend.storage.files.failures import storage_failure
+
+    if failure := storage_failure(exc):
+        return failure
     return "internal", f"Segmentation failed: {type(exc).__name__}: {exc}"
 
 

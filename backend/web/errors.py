@@ -12,6 +12,7 @@ from typing import Any
 
 from flask import Flask, jsonify, make_response, render_template, request
 from jinja2 import TemplateNotFound
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from backend.segmentation.images import format_bytes
@@ -31,6 +32,9 @@ DEFAULT_CODES = {
     503: "unavailable",
     507: "insufficient_storage",
 }
+
+
+DATABASE_RETRY_AFTER_S = 5
 
 
 class ApiError(Exception):
@@ -114,6 +118,29 @@ def register_error_handlers(app: Flask) -> None:
         if status == 429:
             message = f"Too many requests: the limit is {exc.description}. Wait a moment and try again."
         return ApiError(status, code, message).to_response()
+
+    @app.errorhandler(OSError)
+    def _storage(exc: OSError):
+        from backend.storage.files.failures import storage_failure
+
+        failure = storage_failure(exc)
+        if failure is None:
+            return _unexpected(exc)
+        app.logger.error("storage failure on %s %s: %s", request.method, request.path, exc)
+        return ApiError(507, *failure).to_response()
+
+    @app.errorhandler(DBAPIError)
+    def _database(exc: DBAPIError):
+        if not (exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError)):
+            return _unexpected(exc)
+        app.logger.error("database unavailable on %s %s: %s", request.method, request.path, exc.orig)
+        response = ApiError(
+            503,
+            "database_unavailable",
+            "The database is not answering right now, so nothing was read or changed. Try again in a few seconds.",
+        ).to_response()
+        response.headers["Retry-After"] = str(DATABASE_RETRY_AFTER_S)
+        return response
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):
