@@ -78,6 +78,8 @@ class TcpProxy:
 
     def cut(self) -> None:
         self._running = False
+        with contextlib.suppress(OSError):
+            self.listener.shutdown(socket.SHUT_RDWR)  # wakes the accepting thread; close() alone would not
         self.listener.close()
         with self._lock:
             pairs, self._pairs = self._pairs, []

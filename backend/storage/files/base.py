@@ -166,6 +166,13 @@ class FileStore(ABC):
 
     def remove_outputs(self, job_id: str) -> None:
         """Delete what a worker writes (result and overlay), keeping the upload: for a job that did not
-        finish, so a retry or a reader never sees a stale result."""
+        finish, so a retry or a reader never sees a stale result. Storage that cannot be written (read-only)
+        cannot have received those files either, so that failure is not an error here."""
+        from .failures import storage_failure
+
         for kind in (JobFile.RESULT, JobFile.OVERLAY):
-            self.remove(job_id, kind)
+            try:
+                self.remove(job_id, kind)
+            except OSError as exc:
+                if storage_failure(exc) is None:
+                    raise
