@@ -89,6 +89,21 @@ def _html_page(error: ApiError):
     return make_response(html, error.status, {"Content-Type": "text/html; charset=utf-8"})
 
 
+SQLITE_UNAVAILABLE = ("locked", "unable to open", "disk i/o", "readonly")
+
+
+def database_unavailable(exc: DBAPIError) -> bool:
+    """The database could not be reached or used just now (a lost connection, a server that refuses, an SQLite
+    file locked or unreadable), as opposed to a query that is wrong (a bug: 500)."""
+    if exc.connection_invalidated or isinstance(exc, InterfaceError):
+        return True
+    if not isinstance(exc, OperationalError):
+        return False
+    if type(exc.orig).__module__.startswith("sqlite3"):
+        return any(word in str(exc.orig).lower() for word in SQLITE_UNAVAILABLE)
+    return True  # PostgreSQL (psycopg): OperationalError is the connection's or the server's state
+
+
 def not_found(what: str = "job") -> ApiError:
     return ApiError(404, "not_found", f"No such {what}, or it is not yours to see.")
 
@@ -131,7 +146,7 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(DBAPIError)
     def _database(exc: DBAPIError):
-        if not (exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError)):
+        if not database_unavailable(exc):
             return _unexpected(exc)
         app.logger.error("database unavailable on %s %s: %s", request.method, request.path, exc.orig)
         response = ApiError(

@@ -176,8 +176,8 @@ def test_a_storage_failure_midway_leaves_nothing(app, settings, visitor, queue, 
         data={"image": [(io.BytesIO(png()), "a.png"), (io.BytesIO(png()), "b.png")]},
         content_type="multipart/form-data",
     )
-    assert response.status_code == 500
-    assert response.get_json()["error"]["code"] == "internal_error"
+    assert response.status_code == 507  # a full disk is said as such (issue 10)
+    assert response.get_json()["error"]["code"] == "storage_full"
     assert_nothing_stored(app, settings)
     assert queue.submitted == []
 
