@@ -4,7 +4,8 @@
 be the message's current dispatch (``Job.celery_task_id == task_id``; a stale or duplicate message gets None)
 and still ``queued`` or ``running`` (a redelivered message after a worker died). A job whose owner asked to
 cancel ends ``cancelled``; one that used up ``MAX_ATTEMPTS`` ends ``failed`` (``worker_lost``); otherwise the
-attempt is counted and the job is ``running`` in stage ``decode``.
+attempt is counted and the job is ``running`` in stage ``decode``, with the stage clock started and the stage
+durations to expect (``repo.recent_stage_seconds``: what recent jobs took) written for the pages.
 
 ``JobRun`` is that attempt: ``enter_stage`` (a stage boundary: honours a cancel request, raising
 ``JobCancelled``), ``progress`` (the pipeline's callback: boundaries and throttled fractions) and ``finish``
@@ -22,8 +23,9 @@ from collections.abc import Callable
 
 from sqlalchemy import select, update
 
-from backend.segmentation.stages import DECODE
+from backend.segmentation.stages import DECODE, PIPELINE_STAGES
 from backend.settings import Settings
+from backend.storage import repo
 from backend.storage.db import session_scope
 from backend.storage.models import CANCELLED, FAILED, QUEUED, RUNNING, Job, utcnow
 
@@ -60,11 +62,14 @@ def claim(settings: Settings, job_id: str, task_id: str, publish: Publish) -> Jo
         elif job.attempts >= MAX_ATTEMPTS:
             values = dict(state=FAILED, stage=None, finished_at=utcnow(), **worker_lost_error(job.attempts))
         else:
+            now = utcnow()
             values = dict(
                 state=RUNNING,
                 stage=DECODE,
                 progress=0.0,
-                started_at=utcnow(),
+                started_at=now,
+                stage_started_at=now,
+                stage_estimates=repo.recent_stage_seconds(session, PIPELINE_STAGES) or None,
                 attempts=Job.attempts + 1,
                 error=None,
                 error_code=None,
@@ -138,7 +143,7 @@ class JobRun:
         self.stage = stage
         self.stage_started = time.monotonic()
         self.last_progress_write = time.monotonic()
-        self._update(stage=stage, progress=0.0)
+        self._update(stage=stage, progress=0.0, stage_started_at=utcnow())
 
     def progress(self, stage: str, fraction: float) -> None:
         """The pipeline's progress callback: a new stage is a boundary; within a stage, throttled updates."""
@@ -156,7 +161,14 @@ class JobRun:
         """End the attempt in ``state`` (done, failed, cancelled) with ``values`` (summary or error)."""
         self._close_stage()
         self.timings["total"] = round(time.monotonic() - self.started, 4)
-        self._update(state=state, stage=None, finished_at=utcnow(), timings=dict(self.timings), **values)
+        self._update(
+            state=state,
+            stage=None,
+            stage_started_at=None,
+            finished_at=utcnow(),
+            timings=dict(self.timings),
+            **values,
+        )
 
 
 def job_gone(settings: Settings, job_id: str) -> bool:

@@ -146,6 +146,10 @@ class Job(Base):
     instance_count: Mapped[int | None] = mapped_column(Integer, nullable=True)
     classes: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)  # class names present, sorted
     timings: Mapped[dict[str, float] | None] = mapped_column(JSON, nullable=True)  # seconds per stage
+    # The stage clock (while running): when the current stage began, and the seconds each stage is expected
+    # to take (the median of recent finished jobs, written by the worker when it claims the job).
+    stage_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    stage_estimates: Mapped[dict[str, float] | None] = mapped_column(JSON, nullable=True)
     cancel_requested: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
     celery_task_id: Mapped[str | None] = mapped_column(String(64), nullable=True)  # set by the dispatcher
 
@@ -171,8 +175,17 @@ class Job(Base):
             "result": f"{base}/result" if done else None,
         }
 
+    def stage_elapsed_s(self) -> float | None:
+        """Seconds since the running job's current stage began (None when not running or not known)."""
+        if self.state != RUNNING or self.stage_started_at is None:
+            return None
+        return round(max(0.0, (utcnow() - self.stage_started_at).total_seconds()), 3)
+
     def as_dict(self, queue_position: int | None = None, *, urls_base: str | None = None) -> dict[str, Any]:
-        """The JSON of ``GET /api/jobs/{id}`` and of every Socket.IO ``job`` event."""
+        """The JSON of ``GET /api/jobs/{id}`` and of every Socket.IO ``job`` event.
+
+        ``stage_estimates`` (seconds per stage) and ``stage_elapsed_s`` let a page weigh the stages and advance
+        within one by time: see frontend/src/progress.js."""
         return {
             "id": self.id,
             "state": self.state,
@@ -190,6 +203,8 @@ class Job(Base):
             "instance_count": self.instance_count,
             "classes": list(self.classes or []),
             "timings": dict(self.timings or {}),
+            "stage_estimates": dict(self.stage_estimates) if self.stage_estimates else None,
+            "stage_elapsed_s": self.stage_elapsed_s(),
             "cancel_requested": bool(self.cancel_requested),
             "urls": self.api_urls(urls_base),
         }

@@ -10,6 +10,7 @@ import base64
 import binascii
 import json
 import secrets
+import statistics
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
@@ -145,6 +146,31 @@ def gallery_page(
     more = len(jobs) > limit
     jobs = jobs[:limit]
     return GalleryPage(jobs, encode_cursor(jobs[-1]) if more and jobs else None)
+
+
+# --- stage estimates -------------------------------------------------------------------------------------------
+
+RECENT_JOBS_FOR_ESTIMATES = 20
+
+
+def recent_stage_seconds(
+    session: Session, stages: tuple[str, ...], limit: int = RECENT_JOBS_FOR_ESTIMATES
+) -> dict[str, float]:
+    """Seconds each of ``stages`` took: the median over the last ``limit`` finished (done) jobs that measured it
+    (``Job.timings``). A stage no such job measured is left out; {} when no job is done yet."""
+    recent = session.scalars(
+        select(Job.timings)
+        .where(Job.state == DONE, Job.timings.is_not(None))
+        .order_by(Job.finished_at.desc())
+        .limit(limit)
+    )
+    samples: dict[str, list[float]] = {stage: [] for stage in stages}
+    for timings in recent:
+        for stage in stages:
+            value = (timings or {}).get(stage)
+            if isinstance(value, int | float) and value >= 0:
+                samples[stage].append(float(value))
+    return {stage: round(statistics.median(values), 4) for stage, values in samples.items() if values}
 
 
 # --- share links -----------------------------------------------------------------------------------------------

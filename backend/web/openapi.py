@@ -159,6 +159,16 @@ SCHEMAS: dict = {
                 "additionalProperties": {"type": "number"},
                 "description": "seconds per stage",
             },
+            "stage_estimates": {
+                "type": ["object", "null"],
+                "additionalProperties": {"type": "number"},
+                "description": "seconds each stage is expected to take (median of recent finished jobs; "
+                "written when a worker claims the job; null before any job finished)",
+            },
+            "stage_elapsed_s": {
+                "type": ["number", "null"],
+                "description": "seconds since the running job's current stage began; null unless running",
+            },
             "cancel_requested": {"type": "boolean"},
             "urls": _ref("JobUrls"),
         },

@@ -1,4 +1,6 @@
 /** How a job's state reads on a card: the state word, the stage in words, and whether it can change. */
+import { overallProgress, timeLeftText } from "./progress.js";
+
 
 export const FINAL_STATES = new Set(["done", "failed", "cancelled"]);
 
@@ -11,17 +13,20 @@ const STAGE_WORDS = {
 };
 
 /**
- * One line describing where a job is.
+ * One line describing where a job is: for a running one its stage, overall percent and time left.
  * @param {object} job the `GET /api/jobs/{id}` object
+ * @param {{fraction: number, secondsLeft: number | null}} [view] what progress.js says (a ProgressClock's
+ *   reading on a live card)
  * @returns {string}
  */
-export function stageText(job) {
+export function stageText(job, view = overallProgress(job)) {
   switch (job.state) {
     case "queued":
       return job.queue_position ? `Number ${job.queue_position} in the queue` : "Waiting in the queue";
     case "running": {
       const words = STAGE_WORDS[job.stage] || "Working";
-      return `${words}… ${Math.round((job.progress || 0) * 100)}%`;
+      const left = timeLeftText(view.secondsLeft);
+      return `${words}… ${Math.round(view.fraction * 100)}%${left ? ` · ${left}` : ""}`;
     }
     case "done": {
       const n = job.instance_count ?? 0;
@@ -35,11 +40,4 @@ export function stageText(job) {
     default:
       return job.state || "";
   }
-}
-
-/** Progress 0..1 for the bar: a finished job is full, a waiting one empty. */
-export function progressOf(job) {
-  if (job.state === "done") return 1;
-  if (job.state === "queued") return 0;
-  return Math.max(0, Math.min(1, job.progress || 0));
 }

@@ -3,20 +3,36 @@
  * then mount the viewer on its result.
  */
 import { el, showNotice } from "./dom.js";
-import { progressOf, stageText } from "./jobs.js";
+import { stageText } from "./jobs.js";
+import { ProgressClock } from "./progress.js";
 import { Viewer } from "./viewer.js";
 
-/** Show a job that is not done yet: its state word, stage and progress. */
+const clock = new ProgressClock();
+let ticker = 0;
+
+/** Show a job that is not done yet: its state word, stage, overall progress and time left, kept moving by
+ * the progress clock between events while it runs. */
 export function showJobState(container, job) {
+  clock.update(job);
+  const stage = el("span", { class: "stage" });
+  const bar = el("progress", { max: 1, value: 0, dataset: { testid: "job-progress" }, "aria-label": "Progress" });
+  const draw = () => {
+    const view = clock.read();
+    bar.value = view.fraction;
+    stage.textContent = stageText(job, view);
+  };
+  draw();
   container.replaceChildren(
-    el(
-      "div",
-      { class: "job-state" },
-      el("span", { class: `state state-${job.state}`, dataset: { testid: "job-status" } }, job.state),
-      el("span", { class: "stage" }, stageText(job)),
-      el("progress", { max: 1, value: progressOf(job), dataset: { testid: "job-progress" } }),
-    ),
+    el("div", { class: "job-state" }, el("span", { class: `state state-${job.state}`, dataset: { testid: "job-status" } }, job.state), stage, bar),
   );
+  clearInterval(ticker);
+  ticker = clock.ticking ? setInterval(draw, 500) : 0;
+}
+
+/** Stop the progress display's clock (the job is done and the viewer takes over). */
+export function stopJobState() {
+  clearInterval(ticker);
+  ticker = 0;
 }
 
 const mounted = new WeakMap(); // root -> its viewer, so mounting again first tears the old one down
@@ -26,6 +42,7 @@ const mounted = new WeakMap(); // root -> its viewer, so mounting again first te
  * then (assistive technology waits for it; so do the browser tests).
  */
 export async function mountViewer(root, status, { result, imageUrl, filename }) {
+  stopJobState();
   status.replaceChildren();
   mounted.get(root)?.destroy();
   root.setAttribute("aria-busy", "true");

@@ -8,7 +8,8 @@ import { io } from "/vendor/socket.io.esm.min.js";
 import { createApi } from "./api.js";
 import { showConnection } from "./connection.js";
 import { el, showNotice } from "./dom.js";
-import { FINAL_STATES, progressOf, stageText } from "./jobs.js";
+import { FINAL_STATES, stageText } from "./jobs.js";
+import { ProgressClock } from "./progress.js";
 import { createJobFeed } from "./socket.js";
 import { createUploadQueue } from "./upload_queue.js";
 
@@ -60,6 +61,7 @@ class JobCard {
   constructor(filename, file) {
     this.job = null;
     this.file = file;
+    this.clock = new ProgressClock();
     this.preview = el("img", { class: "preview", alt: "", src: file ? URL.createObjectURL(file) : "" });
     // A file the browser cannot show (TIFF, or one the server refused) keeps an empty frame until the
     // server's thumbnail (a JPEG made at upload) replaces it.
@@ -108,8 +110,8 @@ class JobCard {
     this.title.textContent = job.filename || this.title.textContent;
     this.status.textContent = job.state;
     this.status.className = `state state-${job.state}`;
-    this.stage.textContent = job.state === "failed" ? "" : stageText(job);
-    this.progress.value = progressOf(job);
+    this.clock.update(job);
+    this.tick();
     this.error.hidden = job.state !== "failed";
     this.error.textContent = job.state === "failed" ? job.error || "The job failed." : "";
     const final = FINAL_STATES.has(job.state);
@@ -120,6 +122,13 @@ class JobCard {
     this.openLink.href = `/jobs/${job.id}`;
     this.showThumbnail(job);
     if (final) feed.unfollowJob(job.id);
+  }
+
+  /** Redraw the bar and the stage line from the progress clock (which runs on between events). */
+  tick() {
+    const view = this.clock.read();
+    this.progress.value = view.fraction;
+    this.stage.textContent = this.job.state === "failed" ? "" : stageText(this.job, view);
   }
 
   /** The server's thumbnail once the job exists: a JPEG for every format, TIFF included. */
@@ -184,6 +193,11 @@ class JobCard {
     this.node.remove();
   }
 }
+
+// Running cards advance by time between the worker's events (the model stage sends none until it ends).
+setInterval(() => {
+  for (const card of cards.values()) if (card.clock.ticking) card.tick();
+}, 500);
 
 function track(card, job) {
   cards.set(job.id, card);

@@ -281,3 +281,61 @@ def test_result_page_follows_a_running_job_to_its_viewer(browser, live_stack, ph
         assert page.get_by_test_id("share-button").is_enabled()
     finally:
         context.close()
+
+
+RECORD_PROGRESS = """card => { const seen = [];
+  const read = () => { const v = card.querySelector('[data-testid=job-progress]').value;
+    const t = card.querySelector('.stage').textContent; const last = seen[seen.length - 1];
+    if (!last || last[0] !== v || last[1] !== t) seen.push([v, t]); };
+  read(); new MutationObserver(read).observe(card, {subtree: true, childList: true, characterData: true, attributes: true});
+  return seen; }"""
+
+
+def test_progress_is_stage_weighted_moves_through_the_model_stage_and_never_goes_back(
+    browser, live_stack, photo
+):
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        page.goto(live_stack.base_url + "/")
+        page.wait_for_selector("body[data-ready=true]")
+        # One finished job gives the worker measured stage durations to expect.
+        page.get_by_test_id("upload-input").set_input_files(str(photo))
+        page.locator("[data-testid=job-card][data-state=done]").wait_for(timeout=DONE_TIMEOUT_MS)
+
+        live_stack.hold("masks")  # the next job finishes its model stage, then waits: its clock runs on
+        try:
+            page.get_by_test_id("upload-input").set_input_files(str(photo))
+            card = page.locator("[data-testid=job-card]").first
+            card.wait_for()
+            seen = page.evaluate_handle(RECORD_PROGRESS, card.element_handle())
+            # The bar moves by time inside the model stage, where the worker says nothing until the end.
+            page.wait_for_function(
+                "seen => seen.filter(([v, t]) => t.startsWith('Finding objects')).length >= 4",
+                arg=seen,
+                timeout=DONE_TIMEOUT_MS,
+            )
+            job = page.evaluate(
+                "id => fetch(`/api/jobs/${id}`).then(r => r.json())", card.get_attribute("data-job-id")
+            )
+            assert job["stage_estimates"]["model"] > 0 and job["stage_elapsed_s"] is not None
+            text = card.locator(".stage").inner_text()
+            assert (
+                text.startswith("Finding objects… ")
+                and "%" in text
+                and "left" in text
+                or "almost done" in text
+            )
+            page.screenshot(path=artifact("upload-progress.png"))
+        finally:
+            live_stack.release("masks")
+        page.wait_for_function(
+            "card => card.dataset.state === 'done'", arg=card.element_handle(), timeout=DONE_TIMEOUT_MS
+        )
+        values = [v for v, _ in seen.json_value()]
+        assert values == sorted(values), values  # never backwards, not even at a stage change
+        assert values[-1] == 1
+        in_model = {v for v, t in seen.json_value() if t.startswith("Finding objects")}
+        assert len(in_model) >= 3 and min(in_model) > 0, in_model
+    finally:
+        context.close()

@@ -195,3 +195,25 @@ def test_a_stale_message_releases_its_lease(settings):
     heartbeat = _Heartbeat()
     assert work.run_job(settings, segmenter=None, heartbeat=heartbeat, job_id=job_id, task_id="older") is None
     assert heartbeat.holding == set() and _row(settings, job_id).state == QUEUED
+
+
+def test_the_stage_clock_starts_at_claim_with_recent_durations_and_restarts_at_each_stage(settings, publish):
+    # A finished job measured its stages: the next claim expects the same.
+    finished_id, run = _claimed(settings, publish)
+    run.enter_stage(MODEL)
+    run.finish(DONE, progress=1.0)
+    measured = _row(settings, finished_id).timings
+
+    job_id = _queued_job(settings, task_id="task-2")
+    claim(settings, job_id, "task-2", publish)
+    row = _row(settings, job_id)
+    assert row.stage_estimates == {stage: measured[stage] for stage in (DECODE, MODEL)}
+    first = row.stage_started_at
+    assert first is not None and row.as_dict()["stage_elapsed_s"] >= 0
+
+    run = JobRun(settings, job_id, "task-2", publish)
+    run.enter_stage(MODEL)
+    assert _row(settings, job_id).stage_started_at >= first
+    run.finish(DONE, progress=1.0)
+    done = _row(settings, job_id)
+    assert done.stage_started_at is None and done.as_dict()["stage_elapsed_s"] is None

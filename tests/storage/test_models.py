@@ -10,7 +10,7 @@ from backend.storage.models import DONE, QUEUED, RUNNING, Job, User, iso
 KEYS = {
     "id", "state", "stage", "progress", "queue_position", "filename", "width", "height", "created_at",
     "started_at", "finished_at", "error", "error_code", "instance_count", "classes", "timings",
-    "cancel_requested", "urls",
+    "stage_estimates", "stage_elapsed_s", "cancel_requested", "urls",
 }  # fmt: skip
 
 

@@ -167,3 +167,19 @@ def test_orphaned_job_files_are_removed_once_old(engine, tmp_path):
     with session_scope(engine) as db:
         assert repo.remove_orphan_files(db, data, min_age_s=3600) == [orphan_old]
     assert sorted(data.job_ages()) == sorted([kept, orphan_new])
+
+
+def test_recent_stage_seconds_are_medians_of_the_last_finished_jobs(engine):
+    stages = ("decode", "model", "masks")
+    with session_scope(engine) as db:
+        me = _user(db)
+        assert repo.recent_stage_seconds(db, stages) == {}
+        for n, (model, masks) in enumerate([(4.0, 1.0), (6.0, None), (5.0, 3.0), (100.0, 2.0)]):
+            job = _job(db, me, DONE, n)
+            job.finished_at = T0 + timedelta(seconds=n)
+            job.timings = {"decode": 0.5, "model": model, **({"masks": masks} if masks is not None else {})}
+        _job(db, me, QUEUED, 9).timings = {"model": 999.0}  # not finished: not a measurement
+        db.flush()
+        assert repo.recent_stage_seconds(db, stages) == {"decode": 0.5, "model": 5.5, "masks": 2.0}
+        # Only the most recent ones count.
+        assert repo.recent_stage_seconds(db, stages, limit=2) == {"decode": 0.5, "model": 52.5, "masks": 2.5}
