@@ -263,6 +263,12 @@ def test_keyboard_tabs_through_instances(context, web_app, scene):
     assert label_text(page) == expected_label(result["instances"][1])
     page.keyboard.press("Enter")
     assert page.locator("[data-testid=instance-item][data-index='1']").get_attribute("aria-pressed") == "true"
+    assert page.get_by_test_id("download-cutout").is_enabled()
+    # Escape unpins; the keyboard stays on the list.
+    page.keyboard.press("Escape")
+    assert page.locator("[data-testid=instance-item][data-index='1']").get_attribute("aria-pressed") == "false"
+    assert page.get_by_test_id("download-cutout").is_disabled()
+    assert page.evaluate("document.activeElement.dataset.testid") == "instance-item"
 
 
 def test_phone_width_fits_the_screen(browser, web_app, scene):
