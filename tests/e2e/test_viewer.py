@@ -266,7 +266,9 @@ def test_keyboard_tabs_through_instances(context, web_app, scene):
     assert page.get_by_test_id("download-cutout").is_enabled()
     # Escape unpins; the keyboard stays on the list.
     page.keyboard.press("Escape")
-    assert page.locator("[data-testid=instance-item][data-index='1']").get_attribute("aria-pressed") == "false"
+    assert (
+        page.locator("[data-testid=instance-item][data-index='1']").get_attribute("aria-pressed") == "false"
+    )
     assert page.get_by_test_id("download-cutout").is_disabled()
     assert page.evaluate("document.activeElement.dataset.testid") == "instance-item"
 
