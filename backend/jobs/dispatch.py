@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
+from collections.abc import Callable
 
 from backend.settings import Settings
 
@@ -110,9 +111,24 @@ def worth_publishing(new: int, published: int | None) -> bool:
     return new <= EXACT_POSITIONS or abs(new - published) * 10 >= published
 
 
-def _publish_positions(settings: Settings, positions: dict[str, int]) -> int:
-    """Store every queued job's position for readers (``stored_positions``), and publish a ``job`` event to
-    the jobs whose move is news (``worth_publishing``). Returns the number of events published."""
+def _store_positions(settings: Settings, positions: dict[str, int]) -> list[str]:
+    """Store every queued job's position for readers (``stored_positions``), in one transaction so that readers
+    never see an empty or half-written table. Returns the ids whose new position is news (``worth_publishing``)."""
+    r = redis_client(settings)
+    published = {job_id: int(p) for job_id, p in r.hgetall(PUBLISHED_KEY).items()}
+    pipe = r.pipeline()
+    pipe.delete(POSITIONS_KEY)
+    if positions:
+        pipe.hset(POSITIONS_KEY, mapping={k: str(v) for k, v in positions.items()})
+    gone = [job_id for job_id in published if job_id not in positions]
+    if gone:
+        pipe.hdel(PUBLISHED_KEY, *gone)
+    pipe.execute()
+    return [job_id for job_id, p in positions.items() if worth_publishing(p, published.get(job_id))]
+
+
+def _publish_news(settings: Settings, positions: dict[str, int], news: list[str]) -> int:
+    """Publish a ``job`` event with its new position to each job in ``news``; returns how many."""
     from sqlalchemy import select
 
     from backend.storage.db import session_scope
@@ -120,24 +136,13 @@ def _publish_positions(settings: Settings, positions: dict[str, int]) -> int:
 
     from .events import publish_job
 
-    r = redis_client(settings)
-    published = {job_id: int(p) for job_id, p in r.hgetall(PUBLISHED_KEY).items()}
-    news = [job_id for job_id, p in positions.items() if worth_publishing(p, published.get(job_id))]
     jobs = []
     if news:
         with session_scope(engine(settings)) as session:
             for start in range(0, len(news), 500):
                 jobs += session.scalars(select(Job).where(Job.id.in_(news[start : start + 500])))
-    pipe = r.pipeline()  # one transaction: readers never see an empty or half-written table
-    pipe.delete(POSITIONS_KEY)
-    if positions:
-        pipe.hset(POSITIONS_KEY, mapping={k: str(v) for k, v in positions.items()})
-    gone = [job_id for job_id in published if job_id not in positions]
-    if gone:
-        pipe.hdel(PUBLISHED_KEY, *gone)
     if jobs:
-        pipe.hset(PUBLISHED_KEY, mapping={job.id: str(positions[job.id]) for job in jobs})
-    pipe.execute()
+        redis_client(settings).hset(PUBLISHED_KEY, mapping={job.id: str(positions[job.id]) for job in jobs})
     for job in sorted(jobs, key=lambda j: positions[j.id]):
         publish_job(settings, job, positions[job.id])
     return len(jobs)
@@ -152,10 +157,11 @@ def stored_positions(settings: Settings, job_ids: list[str]) -> dict[str, int]:
     return {job_id: int(v) for job_id, v in zip(job_ids, values, strict=True) if v is not None}
 
 
-def pump(settings: Settings) -> dict[str, int]:
+def pump(settings: Settings, positions_stored: Callable[[], None] | None = None) -> dict[str, int]:
     """Hand waiting jobs to Celery in fair order, then publish moved queue positions.
 
-    Returns ``{job_id: queue position}`` of every queued job after the run. Raises redis errors when Redis is
+    ``positions_stored`` is called as soon as the new positions are readable (before the Celery messages and
+    the events go out: an upload waiting for its positions need not wait for those). Returns ``{job_id: queue position}`` of every queued job after the run. Raises redis errors when Redis is
     unreachable (the jobs stay waiting in the database and the next pump hands them out).
     """
     lock = redis_client(settings).lock(LOCK_KEY, timeout=LOCK_TIMEOUT_S, blocking_timeout=LOCK_WAIT_S)
@@ -163,9 +169,12 @@ def pump(settings: Settings) -> dict[str, int]:
         raise TimeoutError(f"the dispatcher lock {LOCK_KEY} stayed taken for {LOCK_WAIT_S}s")
     try:
         picked, positions = _hand_out(settings)
+        news = _store_positions(settings, positions)
+        if positions_stored is not None:
+            positions_stored()
         if picked:
             _send(settings, picked)
-        _publish_positions(settings, positions)
+        _publish_news(settings, positions, news)
         return positions
     finally:
         try:
@@ -177,8 +186,8 @@ def pump(settings: Settings) -> dict[str, int]:
 class Coalescer:
     """Shares dispatcher rounds between concurrent callers in one process.
 
-    ``pump_and_wait(timeout_s)`` returns once a round that *started after the call* has finished (so it saw the
-    caller's committed jobs), or after ``timeout_s``; callers arriving while a round runs are all served by
+    ``pump_and_wait(timeout_s)`` returns once a round that *started after the call* has stored its positions (so
+    it saw the caller's committed jobs), or after ``timeout_s``; callers arriving while a round runs are all served by
     the next one. The rounds run on a background thread (a greenlet under gevent). A failed round is logged:
     the jobs stay waiting in the database and a later round hands them out.
     """
@@ -207,13 +216,17 @@ class Coalescer:
                     self._running = False
                     return
                 covers = self._requested
+
+            def served(covers=covers):
+                with self._cond:
+                    self._finished = max(self._finished, covers)
+                    self._cond.notify_all()
+
             try:
-                pump(self.settings)
+                pump(self.settings, positions_stored=served)
             except Exception:
                 log.exception("dispatcher round failed; the jobs stay waiting in the database")
-            with self._cond:
-                self._finished = covers
-                self._cond.notify_all()
+            served()
 
 
 _coalescers: dict[tuple[str | None, str], Coalescer] = {}
