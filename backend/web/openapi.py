@@ -623,10 +623,12 @@ def _mark_public(paths: dict) -> dict:
     """Operations that need no identity (a share token in the path is the credential) say so."""
     for path, item in paths.items():
         for method, operation in item.items():
-            if method != "parameters" and (
-                path.startswith(PUBLIC_PATHS) or (path, method) in PUBLIC_OPERATIONS
-            ):
+            if method == "parameters":
+                continue
+            if path.startswith(PUBLIC_PATHS) or (path, method) in PUBLIC_OPERATIONS:
                 operation["security"] = []
+            else:  # any of them can meet an unknown (revoked) bearer token
+                operation["responses"].setdefault("401", AUTH)
     return paths
 
 
