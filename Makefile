@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 NPM_STAMP := frontend/node_modules/.installed
 
-.PHONY: run test test-py test-js lint bench bench-deps bench-gpu-wheels load load-cluster setup clean
+.PHONY: run test test-py test-js lint audit bench bench-deps bench-gpu-wheels load load-cluster setup clean
 
 setup: $(STAMP) $(NPM_STAMP)
 
@@ -32,6 +32,11 @@ test-py:
 
 test-js:
 	cd frontend && npm test
+
+# Known vulnerabilities in the installed Python packages and the frontend's (needs the advisory services).
+audit: $(STAMP)
+	$(VENV)/bin/pip-audit --progress-spinner off
+	cd frontend && npm audit
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check backend tests
