@@ -3,9 +3,12 @@
     molded image -> ResNet (C2..C5) -> FPN (P2..P6) -> RPN + proposals -> RoIAlign -> class/box head
                  -> detections -> RoIAlign -> mask head
 
-The Keras graph is built per molded image shape (one shape in "square" mode) from layers created once, so
-every graph shares the same weights; shapes inside are static (batch = BATCH_SIZE, POST_NMS_ROIS_INFERENCE
-proposals, DETECTION_MAX_INSTANCES detections). Keras runs it compiled (``predict_on_batch``).
+Keras graphs are wired per molded image shape (one shape in "square" mode) from layers created once, so every
+graph shares the same weights; shapes inside are static (batch = BATCH_SIZE, POST_NMS_ROIS_INFERENCE
+proposals, DETECTION_MAX_INSTANCES detections). The detector and the mask head are two graphs: the mask head runs
+on the smallest bucket of detection rows that holds the batch's detections (``mask_buckets``), so its work
+follows the objects while a few compiled graphs serve every image. Each graph runs as one compiled function
+(``compiled.compiled_call``), the feature maps passing from one to the other as device tensors.
 """
 
 from __future__ import annotations
