@@ -25,25 +25,32 @@ from backend.mrcnn.anchors import denormalize_boxes, normalize_boxes
 from backend.mrcnn.imaging import linear_weights
 
 MASK_THRESHOLD = 0.5
-ROWS_PER_BLOCK = 256  # rows of a box mask resized at once: bounds the float64 scratch to 2 KiB per column
+FLOAT32_HALF_FROM = 0.5 - 2.0**-26  # the smallest float64 that rounds to float32 0.5
+ROWS_PER_BLOCK = 256  # columns of a box mask resized at once: bounds the float64 scratch to 2 KiB per row
 
 
 def box_resolution_mask(probabilities, height: int, width: int) -> np.ndarray:
-    """A small probability mask [mh, mw] resized to bool [height, width] at threshold 0.5.
+    """A small probability mask [mh, mw] resized to bool [height, width] at threshold 0.5, column-major.
 
     The bilinear resize of ``imaging.resize_bilinear`` (scikit-image's, as matterport unmolds masks), done as
-    two 1-D passes — columns first on the small mask, then rows, ROWS_PER_BLOCK at a time — so a large box needs
-    no image-sized float arrays: 2 multiply-adds per pixel and a few MB of scratch.
+    two 1-D passes — rows first on the small mask, then columns, ROWS_PER_BLOCK columns at a time, each block a
+    contiguous part of the column-major result — so a large box needs no image-sized float arrays: 2
+    multiply-adds per pixel and a few MB of scratch.
     """
     small = np.asarray(probabilities, dtype=np.float64)
-    x_lo, wx_lo, x_hi, wx_hi = linear_weights(small.shape[1], width)
-    columns = small[:, x_lo] * wx_lo + small[:, x_hi] * wx_hi  # [mh, width]
     y_lo, wy_lo, y_hi, wy_hi = linear_weights(small.shape[0], height)
-    out = np.empty((height, width), dtype=bool)
-    for top in range(0, height, ROWS_PER_BLOCK):
-        rows = slice(top, min(top + ROWS_PER_BLOCK, height))
-        block = columns[y_lo[rows]] * wy_lo[rows, None] + columns[y_hi[rows]] * wy_hi[rows, None]
-        np.greater_equal(block.astype(np.float32), MASK_THRESHOLD, out=out[rows])
+    # [mw, height]: each small column resampled to the box's rows
+    rows = (small[y_lo] * wy_lo[:, None] + small[y_hi] * wy_hi[:, None]).T.copy()
+    x_lo, wx_lo, x_hi, wx_hi = linear_weights(small.shape[1], width)
+    # x.astype(float32) >= 0.5 <=> x >= 0.5 - 2**-26 (float64 values from there round to float32 0.5, ties to
+    # even), which spares converting every pixel
+    out = np.empty((height, width), dtype=bool, order="F")
+    columns_first = out.T  # [width, height], C-contiguous
+    for left in range(0, width, ROWS_PER_BLOCK):
+        cols = slice(left, min(left + ROWS_PER_BLOCK, width))
+        block = rows[x_lo[cols]] * wx_lo[cols, None]
+        block += rows[x_hi[cols]] * wx_hi[cols, None]
+        np.greater_equal(block, FLOAT32_HALF_FROM, out=columns_first[cols])
     return out
 
 

@@ -33,14 +33,17 @@ def encode_in_box(box_mask: np.ndarray, x1: int, y1: int, height: int, width: in
     h, w = box_mask.shape
     if x1 < 0 or y1 < 0 or x1 + w > width or y1 + h > height:
         raise ValueError(f"a {w}x{h} mask at ({x1}, {y1}) does not fit in a {width}x{height} image")
-    # per column of the box (rows of the transpose), where runs of 1s start and end (end exclusive)
-    edges = np.zeros((w, h + 2), dtype=np.int8)
-    edges[:, 1:-1] = box_mask.T
-    step = np.diff(edges, axis=1)
-    start_col, start_row = np.nonzero(step == 1)
-    end_col, end_row = np.nonzero(step == -1)
-    starts = (x1 + start_col.astype(np.int64)) * height + y1 + start_row
-    ends = (x1 + end_col.astype(np.int64)) * height + y1 + end_row
+    # The box's columns one after another, each between two 0s: changes of value alternate start / end of a
+    # run of 1s (every column starts and ends on a 0), so one comparison pass finds all runs.
+    padded = np.zeros((w, h + 2), dtype=bool)
+    padded[:, 1:-1] = (
+        box_mask.T
+    )  # a plain copy when box_mask is column-major (Fortran order), as the engine's
+    flat = padded.ravel()
+    changes = np.flatnonzero(flat[1:] != flat[:-1]) + 1  # first pixel of each new value, in padded indices
+    column, row = np.divmod(changes, h + 2)
+    position = (x1 + column) * height + y1 + row - 1  # the same pixel in the image's column-major order
+    starts, ends = position[0::2], position[1::2]
     if len(starts):
         joined = ends[:-1] == starts[1:]  # a run ending at a column's last row goes on at the next's first
         starts, ends = starts[np.r_[True, ~joined]], ends[np.r_[~joined, True]]
