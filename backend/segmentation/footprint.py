@@ -20,12 +20,23 @@ import resource
 import time
 
 
+def _post_process(segmenter, image, found) -> tuple[float, float]:
+    """Seconds of the masks stage and of rendering and encoding the overlay PNG, for one image's detections."""
+    from backend.segmentation.overlay import render_overlay
+
+    started = time.perf_counter()
+    (result,) = segmenter.to_results([image], [found])
+    masks_s = time.perf_counter() - started
+    started = time.perf_counter()
+    render_overlay(image, result).save(io.BytesIO(), "PNG", compress_level=1)
+    return masks_s, time.perf_counter() - started
+
+
 def _job(weights: str | None, megapixels: float, precision: str) -> dict:
     import numpy as np
 
     from backend.mrcnn.config import CocoConfig
     from backend.segmentation.model_config import load_model_config
-    from backend.segmentation.overlay import render_overlay
     from backend.segmentation.pipeline import Segmenter
 
     _, class_names = load_model_config("coco")
@@ -38,12 +49,7 @@ def _job(weights: str | None, megapixels: float, precision: str) -> dict:
     started = time.perf_counter()
     (found,) = segmenter.detect([image])
     model_s = time.perf_counter() - started
-    started = time.perf_counter()
-    (result,) = segmenter.to_results([image], [found])
-    masks_s = time.perf_counter() - started
-    started = time.perf_counter()
-    render_overlay(image, result).save(io.BytesIO(), "PNG", compress_level=1)
-    overlay_s = time.perf_counter() - started
+    masks_s, overlay_s = _post_process(segmenter, image, found)
     # Random weights give tiny boxes; real objects are larger. The same masks over boxes of 0.5-10% of the
     # image each (5% on average, 5x the image in all) show what the masks stage and overlay cost then.
     rng = np.random.default_rng(1)
@@ -56,12 +62,7 @@ def _job(weights: str | None, megapixels: float, precision: str) -> dict:
         np.stack([x1, y1, x1 + box_w, y1 + box_h], 1).astype(np.int32),
         found.class_ids, found.scores, found.masks, found.image_size,
     )  # fmt: skip
-    started = time.perf_counter()
-    (large_result,) = segmenter.to_results([image], [large])
-    large_masks_s = time.perf_counter() - started
-    started = time.perf_counter()
-    render_overlay(image, large_result).save(io.BytesIO(), "PNG", compress_level=1)
-    large_overlay_s = time.perf_counter() - started
+    large_masks_s, large_overlay_s = _post_process(segmenter, image, large)
     return {
         "megapixels": round(height * width / 1e6, 2), "size": [width, height], "detections": len(found),
         "mean_box_megapixels": round(float(np.mean([(b[2] - b[0]) * (b[3] - b[1]) for b in found.boxes])) / 1e6, 3)
