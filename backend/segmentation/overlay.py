@@ -59,8 +59,7 @@ def render_overlay(image, result: SegmentationResult) -> Image.Image:
     for inst in instances:
         box, mask = _mask_in_box(inst, width, height)
         region = canvas[box[1] : box[3], box[0] : box[2]]
-        color = np.array(instance_color(inst.id), dtype=np.float32)
-        region[mask] = np.rint(region[mask] * np.float32(1.0 - MASK_ALPHA) + color * np.float32(MASK_ALPHA))
+        np.copyto(region, _tinted(region, instance_color(inst.id)), where=mask[..., None])
     for inst in instances:  # outlines after every fill, so no tint covers an outline
         box, mask = _mask_in_box(inst, width, height)
         canvas[box[1] : box[3], box[0] : box[2]][_outline(mask)] = instance_color(inst.id)
@@ -69,6 +68,17 @@ def render_overlay(image, result: SegmentationResult) -> Image.Image:
     for inst in instances:
         _draw_box_and_caption(canvas, inst, font)
     return Image.fromarray(canvas, "RGB")
+
+
+def _tinted(pixels: np.ndarray, color) -> np.ndarray:
+    """``pixels`` (uint8 [..., 3]) half covered by ``color``: rint(p * 0.5 + c * 0.5), rounding half to even, in
+    integers (exact for MASK_ALPHA 0.5, and faster than float arithmetic on a box's worth of pixels)."""
+    if MASK_ALPHA != 0.5:
+        blend = pixels * np.float32(1.0 - MASK_ALPHA) + np.asarray(color, np.float32) * np.float32(MASK_ALPHA)
+        return np.rint(blend).astype(np.uint8)
+    total = pixels.astype(np.uint16) + np.asarray(color, np.uint16)
+    half = total >> 1
+    return (half + (total & half & 1)).astype(np.uint8)  # .5 rounds up only to an even result
 
 
 def _mask_in_box(inst, width: int, height: int):

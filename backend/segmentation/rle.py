@@ -12,7 +12,7 @@ Work and memory: O(box area).
 ``decode_in_box`` goes the other way for one box: the compressed string's counts are read with numpy (the
 format of pycocotools' ``rleFrString``: 5-bit groups, 0x20 = more follows, 0x10 on the last = negative, each
 count after the second stored as the difference to the count two before) and only the box's columns are
-filled. Work and memory: O(runs + image height x box width).
+filled. Work and memory: O(runs + box area).
 """
 
 from __future__ import annotations
@@ -86,10 +86,24 @@ def decode_in_box(rle: dict, box) -> np.ndarray:
         raise ValueError(f"box {[x1, y1, x2, y2]} is not inside the {width}x{height} image")
     bounds = np.cumsum(np.concatenate([[0], run_counts(rle["counts"])]))
     starts, ends = bounds[1:-1:2], bounds[2::2]  # runs of 1s, in column-major pixel indices
-    lo, hi = x1 * height, x2 * height  # the full-height strip of the box's columns
-    keep = (ends > lo) & (starts < hi)
-    edges = np.zeros(hi - lo + 1, dtype=np.int32)
-    np.add.at(edges, np.clip(starts[keep], lo, hi) - lo, 1)
-    np.add.at(edges, np.clip(ends[keep], lo, hi) - lo, -1)
-    strip = np.cumsum(edges[:-1]).astype(bool).reshape(x2 - x1, height)
-    return strip[:, y1:y2].T
+    keep = (ends > x1 * height) & (starts < x2 * height)  # runs that reach the box's columns
+    starts, ends = starts[keep], ends[keep]
+    # cut each run at column boundaries: one piece per column it touches
+    first, last = starts // height, (ends - 1) // height
+    pieces = last - first + 1
+    column = np.repeat(first, pieces) + (
+        np.arange(pieces.sum()) - np.repeat(np.cumsum(pieces) - pieces, pieces)
+    )
+    top = np.maximum(np.repeat(starts, pieces) - column * height, 0)
+    bottom = np.minimum(np.repeat(ends, pieces) - column * height, height)
+    inside = (column >= x1) & (column < x2)
+    column, top, bottom = (
+        column[inside] - x1,
+        np.clip(top[inside], y1, y2) - y1,
+        np.clip(bottom[inside], y1, y2) - y1,
+    )
+    # per box column: +1 where a run starts, -1 after it; runs never overlap, so the running sums are 0 or 1
+    edges = np.zeros((x2 - x1, y2 - y1 + 1), dtype=np.int8)
+    np.add.at(edges, (column, top), 1)
+    np.add.at(edges, (column, bottom), -1)
+    return np.cumsum(edges[:, :-1], axis=1, dtype=np.int8).view(bool).T
