@@ -121,74 +121,81 @@ def run(args: argparse.Namespace) -> int:
             except (WeightsMissing, WeightsCorrupt) as exc:
                 return _fail(f"{exc}; or time with generated weights: maskweb bench --random-weights")
             weights_text = str(weights)
-        document = _measure(args, config, weights, weights_text, scratch)
-    if args.json:
-        atomic_write_text(args.json, json.dumps(document, indent=2) + "\n")
+        _measure(args, config, weights, weights_text, scratch)
     return 0
 
 
 def _measure(args, config, weights, weights_text, scratch: Path) -> dict:
+    """Run every batch size, print as it goes and, with ``--json``, rewrite the JSON after each batch size (a
+    run stopped by a time limit keeps what it measured). Returns the JSON document."""
     default_precision = _default_precision()
     batches = sorted(set(args.batch) | set(args.peer_batch if args.peers else []))
     inputs = _inputs(scratch, args.size, max(batches))
     print(
         f"{PROG}: {args.config} config ({config.BACKBONE}, {config.NUM_CLASSES} classes), {args.size}x{args.size} "
         f"synthetic photo, minimum score {args.min_score:g}, {args.repeat} rounds per batch size, "
-        f"{os.cpu_count()} CPUs; default precision here: {default_precision}"
+        f"{os.cpu_count()} CPUs ({_processor()}), Keras backend {_keras_backend()}; default precision here: "
+        f"{default_precision}"
     )
     print(f"weights: {weights_text}")
-    load_before = os.getloadavg()[0]
-    by_batch, skipped, ratio_rows = {}, [], []
-    for batch in batches:
-        specs = _specs(args, batch, weights)
-        too_big = _memory_shortfall(by_batch, batch, len(specs))
-        if too_big:
-            skipped.append({"batch": batch, "reason": too_big})
-            print(f"batch {batch}: skipped, {too_big}")
-            continue
-        print(f"batch {batch}: {', '.join(report.label_spec(s) for s in specs)}")
-        by_batch[batch] = alternate(specs, inputs[:batch], args.repeat)
-        for line in report.table_lines(by_batch[batch]):
-            print("  " + line)
-        rows = report.ratios(by_batch[batch], default_precision)
-        for row in rows:
-            row["batch"] = batch
-        ratio_rows.extend(rows)
-        for line in report.ratio_lines(rows):
-            print("  " + line)
-    first_peer_batch = min((r["batch"] for r in ratio_rows), default=None)
-    if args.targets == "cpu":
-        target_lines = report.target_lines(
-            [r for r in ratio_rows if r["batch"] == first_peer_batch], default_precision
-        )
-    else:
-        target_lines = report.gpu_target_lines(by_batch, default_precision)
-    print(f"targets (ratios at batch {first_peer_batch}):" if args.targets == "cpu" else "targets:")
-    for line in target_lines:
-        print("  " + line)
-    load_after = os.getloadavg()[0]
-    print(
-        f"load average (1 min) before and after: {load_before:.1f}, {load_after:.1f} on {os.cpu_count()} CPUs"
-    )
-    return {
+    document = {
         "config": args.config,
         "weights": weights_text,
         "image_size": [args.size, args.size],
         "repeat": args.repeat,
         "min_score": args.min_score,
         "default_precision": default_precision,
+        "keras_backend": _keras_backend(),
         "machine": {
             "cpus": os.cpu_count(),
             "processor": _processor(),
             "platform": platform.platform(),
             "python": platform.python_version(),
-            "load_average_1min": [load_before, load_after],
+            "load_average_1min": [os.getloadavg()[0]],
         },
-        "batches": {str(b): [report.as_json(o) for o in outcomes] for b, outcomes in by_batch.items()},
-        "skipped": skipped,
-        "ratios": ratio_rows,
-        "targets": target_lines,
+        "batches": {},
+        "skipped": [],
+        "ratios": [],
+        "targets": [],
     }
+    by_batch = {}
+    for batch in batches:
+        specs = _specs(args, batch, weights)
+        too_big = _memory_shortfall(by_batch, batch, len(specs))
+        if too_big:
+            document["skipped"].append({"batch": batch, "reason": too_big})
+            print(f"batch {batch}: skipped, {too_big}")
+            continue
+        print(f"batch {batch}: {', '.join(report.label_spec(s) for s in specs)}")
+        by_batch[batch] = alternate(specs, inputs[:batch], args.repeat)
+        for line in report.table_lines(by_batch[batch]):
+            print("  " + line)
+        rows = [{**row, "batch": batch} for row in report.ratios(by_batch[batch], default_precision)]
+        for line in report.ratio_lines(rows):
+            print("  " + line)
+        document["batches"][str(batch)] = [report.as_json(o) for o in by_batch[batch]]
+        document["ratios"].extend(rows)
+        _save(args.json, document)
+    first_peer_batch = min((r["batch"] for r in document["ratios"]), default=None)
+    if args.targets == "cpu":
+        at_first = [r for r in document["ratios"] if r["batch"] == first_peer_batch]
+        document["targets"] = report.target_lines(at_first, default_precision)
+        print(f"targets (ratios at batch {first_peer_batch}):")
+    else:
+        document["targets"] = report.gpu_target_lines(by_batch, default_precision)
+        print("targets:")
+    for line in document["targets"]:
+        print("  " + line)
+    loads = document["machine"]["load_average_1min"]
+    loads.append(os.getloadavg()[0])
+    print(f"load average (1 min) before and after: {loads[0]:.1f}, {loads[1]:.1f} on {os.cpu_count()} CPUs")
+    _save(args.json, document)
+    return document
+
+
+def _save(path: Path | None, document: dict) -> None:
+    if path is not None:
+        atomic_write_text(path, json.dumps(document, indent=2) + "\n")
 
 
 def _specs(args, batch: int, weights) -> list[Spec]:
@@ -256,6 +263,12 @@ def _default_precision() -> str:
     from backend.mrcnn.precision import default_precision  # imports Keras: only once the bench runs
 
     return default_precision()
+
+
+def _keras_backend() -> str:
+    import keras  # already loaded by default_precision()
+
+    return keras.backend.backend()
 
 
 def _processor() -> str:

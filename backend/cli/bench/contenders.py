@@ -100,20 +100,29 @@ class Ours:
     """maskweb's model and pipeline at ``spec.precision``."""
 
     def __init__(self, spec: Spec):
+        from backend.mrcnn.model import MaskRCNN  # Keras loads here, in the contender's process
+
         config, class_names = _config(spec)
         if "precision" in inspect.signature(Segmenter).parameters:
             self.segmenter = Segmenter(config, class_names, spec.weights, precision=spec.precision)
-        elif spec.precision == "exact":
-            self.segmenter = Segmenter(config, class_names, spec.weights)  # float32 is all this engine has
         else:
-            raise RuntimeError(f"this engine has no {spec.precision!r} precision")
+            # The engine takes a precision before the pipeline passes one on: give the segmenter its model.
+            self.segmenter = Segmenter(config, class_names, None)
+            self.segmenter.model = MaskRCNN(config, precision=spec.precision)
+            if spec.weights:
+                self.segmenter.model.load_weights(spec.weights)
         self.spec = spec
         self.molded = None
 
     def describe(self) -> dict:
         import keras  # loaded by the model already; imported here so the CLI's --help stays light
 
-        return {"name": f"maskweb {self.spec.precision}", "keras_backend": keras.backend.backend()}
+        precision = self.segmenter.model.precision
+        return {
+            "name": f"maskweb {self.spec.precision}",
+            "keras_backend": keras.backend.backend(),
+            "policy": getattr(precision, "policy", str(precision)),
+        }
 
     def prepare(self, images: list[np.ndarray]) -> None:
         molded, metas, _ = self.segmenter.model.mold(images)
