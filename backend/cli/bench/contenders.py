@@ -105,6 +105,8 @@ class Ours:
         config, class_names = _config(spec)
         if "precision" in inspect.signature(Segmenter).parameters:
             self.segmenter = Segmenter(config, class_names, spec.weights, precision=spec.precision)
+        elif spec.precision == "exact":
+            self.segmenter = Segmenter(config, class_names, spec.weights)
         else:
             # The engine takes a precision before the pipeline passes one on: give the segmenter its model.
             self.segmenter = Segmenter(config, class_names, None)
