@@ -27,7 +27,9 @@ test: setup $(BENCH_STAMP)
 	$(MAKE) --no-print-directory test-js
 	$(MAKE) --no-print-directory test-py
 
+# The walls between the packages first (pyproject's [tool.importlinter] contracts): a second, then the tests.
 test-py:
+	$(VENV)/bin/lint-imports
 	$(VENV)/bin/pytest
 
 test-js:
@@ -41,6 +43,7 @@ audit: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check backend tests
 	$(VENV)/bin/ruff format --check backend tests
+	$(VENV)/bin/lint-imports
 
 # The bench's peers (pyproject's `bench` extra; never installed by `setup`, never imported by the service):
 # torch's CPU-only build, which pip finds on PyTorch's CPU wheel index or in a local wheel folder

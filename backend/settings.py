@@ -33,6 +33,8 @@
 | ``MASKWEB_OPS_TOKEN`` | ``ops_token`` | unset: ``/readyz`` and ``/metrics`` details only for loopback callers |
 | ``MASKWEB_BATCH_SIZE`` | ``batch_size`` | ``0``: per device, 1 on a CPU, 8 on a GPU (images per model call, across jobs) |
 | ``MASKWEB_BATCH_WAIT_MS`` | ``batch_wait_ms`` | ``5``: how long a model call waits for more jobs' images |
+| ``MASKWEB_WEIGHTS_URL`` | ``weights_url`` | unset: ``maskweb weights download`` fetches matterport's release |
+| ``PROMETHEUS_MULTIPROC_DIR`` | ``metrics_multiproc_dir`` | unset; set for several web processes (prometheus_client) |
 
 With ``MASKWEB_STORAGE_URL`` set, the bucket's endpoint and credentials are boto3's own settings
 (``AWS_ENDPOINT_URL``, ``AWS_ACCESS_KEY_ID``, ...), which boto3 reads itself.
@@ -107,6 +109,8 @@ class Settings:
     max_concurrent_decodes: int = 2
     decode_wait_s: float = 10
     cookie_secure: bool = False
+    weights_url: str | None = None  # where `maskweb weights download` fetches; None -> matterport's release
+    metrics_multiproc_dir: str | None = None  # prometheus_client's multiprocess folder (several web workers)
     ops_token: str | None = None  # bearer token for /readyz and /metrics details (host names, pids, errors)
     batch_size: int = 0  # 0 -> per device (backend.jobs.batching.batch_size_for)
     batch_wait_ms: float = 5
@@ -167,6 +171,8 @@ class Settings:
             in ("1", "true", "yes", "on"),
             batch_size=_env_int(env, "MASKWEB_BATCH_SIZE", 0),
             batch_wait_ms=_env_float(env, "MASKWEB_BATCH_WAIT_MS", 5),
+            weights_url=env.get("MASKWEB_WEIGHTS_URL") or None,
+            metrics_multiproc_dir=env.get("PROMETHEUS_MULTIPROC_DIR") or None,
         )
 
     # --- derived values -------------------------------------------------------------------------------------

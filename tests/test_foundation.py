@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -119,3 +121,22 @@ def test_no_weight_files_are_tracked():
     if not tracked:
         pytest.skip("not a git checkout")
     assert not [p for p in tracked if p.endswith((".h5", ".keras", ".pt"))]
+
+
+def test_import_contracts_hold_and_catch_a_lazy_violation(tmp_path):
+    """The walls of pyproject's [tool.importlinter] hold here, and a copy of the tree with one import of Keras
+    hidden inside a web function breaks the web's contract (so the check sees function-level imports)."""
+    lint = [str(BIN / "lint-imports"), "--no-cache"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    kept = subprocess.run(lint, cwd=ROOT, env=env, capture_output=True, text=True)
+    assert kept.returncode == 0, kept.stdout + kept.stderr
+
+    shutil.copytree(ROOT / "backend", tmp_path / "backend", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
+    (tmp_path / "backend" / "web" / "sneaky.py").write_text("def predict():\n    import keras\n")
+    broken = subprocess.run(
+        lint, cwd=tmp_path, env={**env, "PYTHONPATH": str(tmp_path)}, capture_output=True, text=True
+    )
+    assert broken.returncode != 0
+    assert "The web never imports the model engine or a deep-learning framework BROKEN" in broken.stdout
+    assert "backend.web.sneaky -> keras" in broken.stdout

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
 from backend.atomic import atomic_write
+from backend.settings import Settings
 
 PROG = "maskweb segment"
 EXIT_OK, EXIT_SOME_FAILED, EXIT_CANNOT_RUN = 0, 1, 2
@@ -70,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
     from backend.segmentation.pipeline import decode, segment_and_save
     from backend.segmentation.weights import WeightsCorrupt, WeightsMissing, resolve_weights
 
-    config_spec = args.config or os.environ.get("MASKWEB_MODEL_CONFIG") or "coco"
+    config_spec = args.config or Settings.from_env().model_config
     try:
         config, class_names = load_model_config(config_spec)
         weights = resolve_weights(args.weights)

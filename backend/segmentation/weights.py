@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from backend.atomic import atomic_write_text
+from backend.settings import Settings
 
 WEIGHTS_URL = "https://github.com/matterport/Mask_RCNN/releases/download/v2.0/mask_rcnn_coco.h5"
 DEFAULT_WEIGHTS = Path("weights") / "mask_rcnn_coco.h5"
@@ -67,12 +68,14 @@ class Verified:
 
 
 def weights_url() -> str:
-    return os.environ.get("MASKWEB_WEIGHTS_URL") or WEIGHTS_URL
+    """Where to download the weights: ``MASKWEB_WEIGHTS_URL`` (``Settings.weights_url``), else matterport's."""
+    return Settings.from_env().weights_url or WEIGHTS_URL
 
 
 def weights_path(path: str | Path | None = None) -> Path:
-    """``path``, else ``$MASKWEB_WEIGHTS``, else ``weights/mask_rcnn_coco.h5`` (relative to the working dir)."""
-    chosen = Path(path or os.environ.get("MASKWEB_WEIGHTS") or DEFAULT_WEIGHTS).expanduser()
+    """``path``, else ``MASKWEB_WEIGHTS`` (``Settings.weights``: ``weights/mask_rcnn_coco.h5`` by default,
+    relative to the working dir)."""
+    chosen = Path(path or Settings.from_env().weights).expanduser()
     return chosen if chosen.is_absolute() else chosen.resolve()
 
 

@@ -7,16 +7,15 @@ header (``identity.check_csrf``), bearer-token requests do not.
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, jsonify, request, send_file
+from flask import Blueprint, current_app, g, jsonify, request, send_file
 
 from backend import __version__
 from backend.segmentation.images import ACCEPTED_FORMATS_TEXT, ImageLimits
 from backend.storage import repo
 from backend.storage.files import JobFile, check_job_id
-from backend.storage.models import DONE, FINISHED_STATES, Job
+from backend.storage.models import DONE, FINISHED_STATES, Job, iso
 
 from . import sharing
-from .app import get_db, services
 from .decoding import decode_gate
 from .errors import ApiError, not_found
 from .identity import (
@@ -33,6 +32,7 @@ from .identity import (
 from .openapi import openapi_document
 from .positions import positions_for
 from .quotas import Quotas
+from .services import get_db, services
 from .sockets import revoke_share_sockets
 from .uploads import UploadedFile, UploadRejected, ingest
 
@@ -131,10 +131,6 @@ def create_token():
 @bp.get("/tokens")
 def list_tokens():
     """The caller's API tokens (not their secrets): when made, when last used, which one this request used."""
-    from flask import g
-
-    from backend.storage.models import iso
-
     db = get_db()
     user_id = require_user(db, create=False)
     current = g.get("api_token_id")

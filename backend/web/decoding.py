@@ -22,7 +22,11 @@ import threading
 from collections.abc import Callable
 from typing import TypeVar
 
+from flask import current_app
+
 from backend.segmentation.images import format_bytes
+
+from .services import app_services
 
 T = TypeVar("T")
 BUSY_RETRY_S = 5
@@ -44,7 +48,7 @@ def _gevent_patched() -> bool:
 def offload(work: Callable[[], T]) -> T:
     """Run ``work`` off the event loop under gevent (a real thread), else right here."""
     if _gevent_patched():
-        import gevent
+        import gevent  # lazily: installed and needed only under gunicorn's gevent worker
 
         return gevent.get_hub().threadpool.apply(work)
     return work()
@@ -99,13 +103,11 @@ class DecodeGate:
 def init_decoding(app) -> DecodeGate:
     """The web process's gate, sized by the settings (``decode_memory_mb``, ``max_concurrent_decodes``,
     ``decode_wait_s``)."""
-    settings = app.extensions["maskweb"].settings
+    settings = app_services(app).settings
     gate = DecodeGate(settings.decode_memory_bytes, settings.max_concurrent_decodes, settings.decode_wait_s)
     app.extensions["maskweb_decode_gate"] = gate
     return gate
 
 
 def decode_gate() -> DecodeGate:
-    from flask import current_app
-
     return current_app.extensions["maskweb_decode_gate"]

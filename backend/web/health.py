@@ -10,13 +10,15 @@ from __future__ import annotations
 import json
 import time
 
+import redis
 from flask import Blueprint, jsonify
 from sqlalchemy import text
 
-from .app import services
-from .ops_access import may_see_details
+from backend.jobs.leases import WORKER_PREFIX
 
-WORKER_KEY_PREFIX = "maskweb:worker:"
+from .ops_access import may_see_details
+from .services import services
+
 REDIS_TIMEOUT_S = 2
 
 bp = Blueprint("health", __name__)
@@ -53,15 +55,13 @@ def check_redis_and_workers() -> tuple[dict, dict]:
     if not url:
         missing = {"ok": False, "error": "REDIS_URL is not set"}
         return missing, {"ok": False, "count": 0, "workers": [], "error": "no Redis to look for workers in"}
-    import redis
-
     client = redis.Redis.from_url(
         url, socket_timeout=REDIS_TIMEOUT_S, socket_connect_timeout=REDIS_TIMEOUT_S, decode_responses=True
     )
     try:
         client.ping()
         workers = []
-        for key in sorted(client.scan_iter(match=WORKER_KEY_PREFIX + "*", count=100)):
+        for key in sorted(client.scan_iter(match=WORKER_PREFIX + "*", count=100)):
             raw = client.get(key)
             if raw is None:
                 continue  # expired between SCAN and GET
@@ -69,7 +69,7 @@ def check_redis_and_workers() -> tuple[dict, dict]:
                 info = json.loads(raw)
             except ValueError:
                 info = None
-            entry = {"hostname": key[len(WORKER_KEY_PREFIX) :]}
+            entry = {"hostname": key[len(WORKER_PREFIX) :]}
             if isinstance(info, dict):
                 entry.update({k: v for k, v in info.items() if k != "hostname"})
             workers.append(entry)

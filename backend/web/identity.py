@@ -30,7 +30,8 @@ from sqlalchemy.orm import Session
 from backend.storage.models import ApiToken, User, new_id, secret_digest, utcnow
 
 from .errors import ApiError
-from .limits import charge_new_identity
+from .limits import charge_new_identity, client_address
+from .services import get_db
 
 COOKIE_NAME = "maskweb_id"
 COOKIE_MAX_AGE = timedelta(days=365)
@@ -173,6 +174,16 @@ def resolve_caller(session: Session) -> Caller:
         user_id = cookie_user(session, secret(), request.cookies.get(COOKIE_NAME))
         g.caller = Caller(user_id, "cookie" if user_id else None)
     return g.caller
+
+
+def caller_key() -> str:
+    """The rate limits' key for the current request: ``user:<id>`` for an identified caller, else
+    ``addr:<address>``."""
+    try:
+        user_id = resolve_caller(get_db()).user_id
+    except ApiError:
+        user_id = None
+    return f"user:{user_id}" if user_id else f"addr:{client_address()}"
 
 
 def require_user(session: Session, create: bool = True) -> str:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from flask import Flask, current_app, request
@@ -33,6 +34,7 @@ from limits import RateLimitItem, parse_many
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from .errors import ApiError
+from .services import app_services
 
 log = logging.getLogger(__name__)
 
@@ -54,18 +56,6 @@ _WHAT = {
 def client_address() -> str:
     """The caller's address (after ProxyFix when proxies are trusted)."""
     return request.remote_addr or "unknown"
-
-
-def caller_key() -> str:
-    """``user:<id>`` for an identified caller, else ``addr:<address>``."""
-    from .app import get_db
-    from .identity import resolve_caller
-
-    try:
-        user_id = resolve_caller(get_db()).user_id
-    except ApiError:
-        user_id = None
-    return f"user:{user_id}" if user_id else f"addr:{client_address()}"
 
 
 def address_key() -> str:
@@ -116,9 +106,12 @@ def _rate_limited(exc: RateLimitExceeded):
     return too_many(scope, str(limit.limit), reset_at).to_response()
 
 
-def init_limiter(app: Flask) -> Limiter:
-    """Limit uploads and token creation, count new identities, trust ``trusted_proxies`` proxy hops."""
-    settings = app.extensions["maskweb"].settings
+def init_limiter(app: Flask, caller_key: Callable[[], str]) -> Limiter:
+    """Limit uploads and token creation, count new identities, trust ``trusted_proxies`` proxy hops.
+
+    ``caller_key()`` names the current caller (``identity.caller_key``: the user, else the address); it is
+    passed in because identity charges new identities here (``charge_new_identity``)."""
+    settings = app_services(app).settings
     if settings.trusted_proxies > 0:
         hops = settings.trusted_proxies
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)

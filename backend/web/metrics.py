@@ -17,15 +17,19 @@ included too.
 from __future__ import annotations
 
 import logging
-import os
+import time
 
 from flask import Flask, Response, request
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest, multiprocess
 from prometheus_client.core import GaugeMetricFamily, SummaryMetricFamily
 from sqlalchemy import func, select
 
+from backend.jobs.metrics import duration_metrics
 from backend.storage.db import session_scope
 from backend.storage.models import DONE, QUEUED, STATES, Job
+
+from .ops_access import may_see_details
+from .services import app_services
 
 RECENT_JOBS = 500
 # What anyone may read: job and upload counts. Timings, per-endpoint requests and the workers' figures need
@@ -52,8 +56,6 @@ class DatabaseCollector:
         self._cached: tuple[float, list] | None = None
 
     def collect(self):
-        import time
-
         now = time.monotonic()
         if self._cached is None or now - self._cached[0] > self.CACHE_S:
             families = list(self._read())
@@ -113,8 +115,6 @@ class WorkerDurationCollector:
 
     def collect(self):
         try:
-            from backend.jobs.metrics import duration_metrics
-
             families = duration_metrics(self.settings)
         except Exception:
             log.warning("worker duration metrics unavailable", exc_info=True)
@@ -131,10 +131,8 @@ class WebMetrics:
         self.registry.register(DatabaseCollector(engine))
         if settings is not None and settings.redis_url:
             self.registry.register(WorkerDurationCollector(settings))
-        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-            from prometheus_client import multiprocess
-
-            multiprocess.MultiProcessCollector(self.registry)
+        if settings is not None and settings.metrics_multiproc_dir:
+            multiprocess.MultiProcessCollector(self.registry, path=settings.metrics_multiproc_dir)
         self.uploads = Counter(
             "maskweb_uploads_total", "Images accepted by POST /api/jobs", registry=self.registry
         )
@@ -159,7 +157,7 @@ class WebMetrics:
 
 
 def init_metrics(app: Flask) -> WebMetrics:
-    svc = app.extensions["maskweb"]
+    svc = app_services(app)
     metrics = svc.metrics = WebMetrics(svc.engine, svc.settings)
 
     @app.after_request
@@ -171,8 +169,6 @@ def init_metrics(app: Flask) -> WebMetrics:
 
     @app.get("/metrics")
     def metrics_view():
-        from .ops_access import may_see_details
-
         registry = (
             metrics.registry if may_see_details() else metrics.registry.restricted_registry(PUBLIC_SAMPLES)
         )

@@ -16,7 +16,7 @@ import ipaddress
 
 from flask import request
 
-from .app import services
+from .services import services
 
 
 def _loopback(address: str | None) -> bool:

@@ -11,13 +11,12 @@ from __future__ import annotations
 from html import escape
 
 from flask import Blueprint, render_template, request, send_from_directory
-from jinja2 import TemplateNotFound
+from jinja2 import ChoiceLoader, FileSystemLoader, TemplateNotFound
 
-from backend.settings import Settings
 from backend.storage import repo
 
-from .app import get_db, services
 from .identity import require_user
+from .services import app_services, get_db, services
 
 TEMPLATES = {"upload": "upload.html", "gallery": "gallery.html", "job": "job.html", "shared": "shared.html"}
 
@@ -45,57 +44,57 @@ def _render(page: str, status: int = 200, **context):
         return body, status
 
 
-def make_blueprint(settings: Settings) -> Blueprint:
-    bp = Blueprint("pages", __name__)
-    pages_dir = settings.frontend_dir / "pages"
-    src_dir = settings.frontend_dir / "src"
-    vendor_dir = settings.frontend_dir / "vendor"
+bp = Blueprint("pages", __name__)
 
-    @bp.record_once
-    def _templates(state):
-        from jinja2 import ChoiceLoader, FileSystemLoader
 
-        app = state.app
-        app.jinja_loader = ChoiceLoader([FileSystemLoader(str(pages_dir))])
+@bp.record_once
+def _templates(state) -> None:
+    """The app's templates are the frontend's pages (``<frontend_dir>/pages``)."""
+    frontend_dir = app_services(state.app).settings.frontend_dir
+    state.app.jinja_loader = ChoiceLoader([FileSystemLoader(str(frontend_dir / "pages"))])
 
-    @bp.get("/")
-    def upload_page():
-        require_user(get_db())
-        return _render("upload")
 
-    @bp.get("/gallery")
-    def gallery_page():
-        require_user(get_db())
-        return _render("gallery")
+@bp.get("/")
+def upload_page():
+    require_user(get_db())
+    return _render("upload")
 
-    @bp.get("/jobs/<job_id>")
-    def job_page(job_id: str):
-        require_user(get_db())
-        return _render("job", job_id=job_id)
 
-    @bp.get("/s/<token>")
-    def shared_page(token: str):
-        job = repo.shared_job(get_db(), token)
-        if job is None:
-            return _render(
-                "shared",
-                status=404,
-                share_token=None,
-                og_title="This share link was revoked or never existed",
-            )
+@bp.get("/gallery")
+def gallery_page():
+    require_user(get_db())
+    return _render("gallery")
+
+
+@bp.get("/jobs/<job_id>")
+def job_page(job_id: str):
+    require_user(get_db())
+    return _render("job", job_id=job_id)
+
+
+@bp.get("/s/<token>")
+def shared_page(token: str):
+    job = repo.shared_job(get_db(), token)
+    if job is None:
         return _render(
             "shared",
-            share_token=token,
-            og_image_url=f"{request.url_root.rstrip('/')}/api/shared/{token}/thumbnail",
-            og_title=f"maskweb: {job.filename}" if job.filename else "maskweb: a shared segmentation",
+            status=404,
+            share_token=None,
+            og_title="This share link was revoked or never existed",
         )
+    return _render(
+        "shared",
+        share_token=token,
+        og_image_url=f"{request.url_root.rstrip('/')}/api/shared/{token}/thumbnail",
+        og_title=f"maskweb: {job.filename}" if job.filename else "maskweb: a shared segmentation",
+    )
 
-    @bp.get("/assets/<path:path>")
-    def assets(path: str):
-        return send_from_directory(src_dir, path, max_age=0)
 
-    @bp.get("/vendor/<path:path>")
-    def vendor(path: str):
-        return send_from_directory(vendor_dir, path, max_age=3600)
+@bp.get("/assets/<path:path>")
+def assets(path: str):
+    return send_from_directory(services().settings.frontend_dir / "src", path, max_age=0)
 
-    return bp
+
+@bp.get("/vendor/<path:path>")
+def vendor(path: str):
+    return send_from_directory(services().settings.frontend_dir / "vendor", path, max_age=3600)

@@ -25,10 +25,8 @@ def positions_for(session: Session, settings, jobs: list[Job]) -> dict[str, int]
         return {}
     if not settings.redis_url:
         return queue_positions(session)
-    from backend.jobs import queue_positions as stored
-
     try:
-        return stored(settings, queued)
+        return jobs.queue_positions(settings, queued)
     except Exception:
         log.warning("queue positions unavailable (Redis)", exc_info=True)
         return {}

@@ -28,12 +28,14 @@ greenlets, simple-websocket gives real WebSockets), ``threading`` elsewhere (tes
 
 from __future__ import annotations
 
+import sys
 import threading
 from dataclasses import dataclass
 
-from flask import Flask, request
+from flask import Flask, current_app, request
 from flask_socketio import SocketIO, join_room, leave_room
 
+from backend.jobs.events import job_room
 from backend.storage import repo
 from backend.storage.db import session_scope
 from backend.storage.files import check_job_id
@@ -42,24 +44,15 @@ from backend.storage.models import secret_digest
 from .broadcast import announce_revocation, make_manager
 from .identity import COOKIE_NAME, cookie_user, user_for_token
 from .positions import positions_for
+from .services import app_services, services
 
 socketio = SocketIO()
 _callers_lock = threading.Lock()
 
 
-def room_for(job_id: str) -> str:
-    return f"job:{job_id}"
-
-
 @dataclass(frozen=True)
 class SocketCaller:
     user_id: str | None
-
-
-def _services():
-    from flask import current_app
-
-    return current_app.extensions["maskweb"]
 
 
 def _error(code: str, message: str) -> dict:
@@ -68,8 +61,7 @@ def _error(code: str, message: str) -> dict:
 
 @socketio.on("connect")
 def on_connect(auth=None):
-    svc = _services()
-    from flask import current_app
+    svc = services()
 
     auth = auth if isinstance(auth, dict) else {}
     user_id = None
@@ -92,7 +84,7 @@ def on_connect(auth=None):
 
 @socketio.on("disconnect")
 def on_disconnect(*_args):
-    svc = _services()
+    svc = services()
     with _callers_lock:
         svc.socket_callers.pop(request.sid, None)
         for subscribers in svc.share_subscribers.values():
@@ -101,7 +93,7 @@ def on_disconnect(*_args):
 
 def _resolve(data) -> tuple[str | None, dict | None, str | None]:
     """(room, job JSON, None) for a payload the caller may subscribe to, else (None, None, error code)."""
-    svc = _services()
+    svc = services()
     if not isinstance(data, dict):
         return None, None, "bad_request"
     caller = svc.socket_callers.get(request.sid, SocketCaller(None))
@@ -123,7 +115,7 @@ def _resolve(data) -> tuple[str | None, dict | None, str | None]:
         if job is None:
             return None, None, "not_found"
         position = positions_for(db, svc.settings, [job]).get(job.id)
-        return room_for(job.id), job.as_dict(position, urls_base=urls_base), None
+        return job_room(job.id), job.as_dict(position, urls_base=urls_base), None
 
 
 _MESSAGES = {
@@ -138,7 +130,7 @@ def on_subscribe(data=None):
     if error:
         return _error(error, _MESSAGES[error])
     token = str(data["share_token"]) if data.get("share_token") else None
-    svc = _services()
+    svc = services()
     if token is not None:
         # Registered before joining and checked again after: a revocation that committed before the check is
         # seen by it, and one that commits after it finds this socket in share_subscribers.
@@ -173,7 +165,7 @@ def drop_share_subscribers(svc, links: list[str], job_id: str, owner_id: str) ->
             caller = svc.socket_callers.get(sid)
             if caller is not None and caller.user_id == owner_id:
                 continue
-            server.leave_room(sid, room_for(job_id), namespace="/")
+            server.leave_room(sid, job_room(job_id), namespace="/")
             server.emit("revoked", {"share_token": token}, to=sid, namespace="/")
 
 
@@ -187,7 +179,7 @@ def revoke_share_sockets(links: list[str], job_id: str, owner_id: str) -> None:
 def on_unsubscribe(data=None):
     """Leave a job's room. No access check: leaving a room one is not in changes nothing, and a link revoked
     meanwhile must still be leavable."""
-    svc = _services()
+    svc = services()
     if not isinstance(data, dict):
         return _error("bad_request", _MESSAGES["bad_request"])
     job_id = data.get("job_id")
@@ -199,21 +191,19 @@ def on_unsubscribe(data=None):
         check_job_id(str(job_id))
     except ValueError:
         return _error("bad_request", _MESSAGES["bad_request"])
-    leave_room(room_for(str(job_id)))
+    leave_room(job_room(str(job_id)))
     return {"ok": True}
 
 
 def async_mode() -> str:
     """``gevent`` when the standard library is gevent-patched (gunicorn's gevent worker), else ``threading``."""
-    import sys
-
     monkey = sys.modules.get("gevent.monkey")
     return "gevent" if monkey is not None and monkey.is_module_patched("socket") else "threading"
 
 
 def init_socketio(app: Flask) -> SocketIO:
-    settings = app.extensions["maskweb"].settings
-    svc = app.extensions["maskweb"]
+    svc = app_services(app)
+    settings = svc.settings
 
     def on_revoked(job_id: str, owner_id: str, links: list[str]) -> None:
         drop_share_subscribers(svc, links, job_id, owner_id)

@@ -7,9 +7,9 @@ import json
 import redis
 from webtools import complete, png
 
+from backend.jobs.leases import WORKER_PREFIX
 from backend.storage.db import make_engine
 from backend.web import create_app
-from backend.web.health import WORKER_KEY_PREFIX
 
 
 def test_healthz_answers(app):
@@ -34,7 +34,7 @@ def test_readyz_needs_a_live_worker(redis_settings, queue):
     assert body["checks"]["workers"]["count"] == 0 and "no live worker" in body["checks"]["workers"]["error"]
 
     r = redis.Redis.from_url(redis_settings.redis_url)
-    r.set(WORKER_KEY_PREFIX + "gpu-box-1", json.dumps({"pid": 4242, "model_config": "coco"}), ex=30)
+    r.set(WORKER_PREFIX + "gpu-box-1", json.dumps({"pid": 4242, "model_config": "coco"}), ex=30)
     response = client.get("/readyz")
     assert response.status_code == 200
     workers = response.get_json()["checks"]["workers"]
@@ -91,7 +91,7 @@ def test_anonymous_remote_callers_get_status_and_counts_only(redis_settings, que
     redis_settings.ops_token = "ops-secret"
     app = create_app(redis_settings, submit=queue.submit, cancel=queue.cancel)
     r = redis.Redis.from_url(redis_settings.redis_url)
-    r.set(WORKER_KEY_PREFIX + "gpu-box-1", json.dumps({"pid": 4242, "model_config": "coco"}), ex=30)
+    r.set(WORKER_PREFIX + "gpu-box-1", json.dumps({"pid": 4242, "model_config": "coco"}), ex=30)
     app.extensions["maskweb"].engine = make_engine("postgresql+psycopg://postgres:hunter2@127.0.0.1:1/none")
     client = app.test_client()
 
