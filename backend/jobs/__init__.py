@@ -9,25 +9,27 @@
 - ``pump(settings)`` after anything else that moves the queue (a delete).
 
 Modules: ``celery_app`` (configuration), ``dispatch`` (fair dispatch, positions), ``events`` (Socket.IO
-publishing), ``leases`` (heartbeats, leases, reaper), ``metrics`` (durations for /metrics), ``lifecycle`` (a running
-job's state machine), ``work`` (the pipeline between those states) and ``tasks`` (the Celery task; only workers import it: it loads the model).
-Importing this package is cheap: no Celery, Redis client or TensorFlow until a function is called.
+publishing), ``leases`` (heartbeats, leases, reaper), ``metrics`` (durations for /metrics), ``lifecycle`` (a
+running job's state machine), ``work`` (the pipeline between those states) and ``tasks`` (the Celery task).
+Importing this package loads what the web needs to hand out work (Celery's client, Redis, SQLAlchemy), never
+the model: only ``work`` and ``tasks``, which workers alone import, reach the segmentation pipeline.
 """
 
 from __future__ import annotations
 
 from backend.settings import Settings
+from backend.storage import repo
+from backend.storage.db import session_scope
+from backend.storage.models import Job
+
+from .connections import engine
+from .dispatch import coalescer, pump
+from .dispatch import stored_positions as queue_positions
+from .events import publish_job
 
 __all__ = ["submit", "cancel", "pump", "queue_positions"]
 
 SUBMIT_WAIT_S = 5.0  # after this the upload answers anyway; its jobs are handed out by the running round
-
-
-def pump(settings: Settings) -> dict[str, int]:
-    """See ``backend.jobs.dispatch.pump``."""
-    from .dispatch import pump as _pump
-
-    return _pump(settings)
 
 
 def submit(settings: Settings, job_ids: list[str]) -> bool:
@@ -37,16 +39,7 @@ def submit(settings: Settings, job_ids: list[str]) -> bool:
     The jobs are already in the database in state ``queued``, so they are safe even when Redis is down: the
     round fails (logged) and the next successful one hands them out.
     """
-    from .dispatch import coalescer
-
     return coalescer(settings).pump_and_wait(SUBMIT_WAIT_S)
-
-
-def queue_positions(settings: Settings, job_ids: list[str]) -> dict[str, int]:
-    """``{job_id: position}`` for those of ``job_ids`` that were queued at the last dispatcher round."""
-    from .dispatch import stored_positions
-
-    return stored_positions(settings, job_ids)
 
 
 def cancel(settings: Settings, job_or_id) -> object | None:
@@ -55,13 +48,6 @@ def cancel(settings: Settings, job_or_id) -> object | None:
     idempotent, so the web may have applied it already). Publishes the job's state and re-pumps the queue
     (the positions behind it move). Returns the updated ``Job`` (detached), or None when it no longer exists.
     """
-    from backend.storage import repo
-    from backend.storage.db import session_scope
-    from backend.storage.models import Job
-
-    from .connections import engine
-    from .events import publish_job
-
     job_id = job_or_id if isinstance(job_or_id, str) else job_or_id.id
     with session_scope(engine(settings)) as session:
         repo.cancel_job(session, job_id)

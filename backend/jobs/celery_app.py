@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import threading
 
+from celery import Celery
+
 from backend.settings import Settings
 
 QUEUE = "inference"
@@ -45,8 +47,6 @@ def broker_transport_options(settings: Settings) -> dict:
 def make_celery(settings: Settings):
     """A Celery app for ``settings`` (``redis_url`` must be set). Tasks are registered by
     ``backend.jobs.tasks``, which only workers import; the web sends tasks by name."""
-    from celery import Celery
-
     if not settings.redis_url:
         raise ValueError("REDIS_URL is not set: the job queue needs a Redis server (maskweb run starts one)")
     app = Celery("maskweb", broker=settings.redis_url, set_as_current=False)

@@ -9,7 +9,11 @@ from __future__ import annotations
 
 import threading
 
+import redis
+
 from backend.settings import Settings
+from backend.storage.db import make_engine
+from backend.storage.files import open_file_store
 
 _lock = threading.Lock()
 _redis: dict[str, object] = {}
@@ -19,8 +23,6 @@ _stores: dict[str, object] = {}
 
 def redis_client(settings: Settings):
     """A ``redis.Redis`` for ``settings.redis_url`` (responses decoded to str). ValueError when unset."""
-    import redis
-
     if not settings.redis_url:
         raise ValueError("REDIS_URL is not set: the job queue needs a Redis server (maskweb run starts one)")
     with _lock:
@@ -35,8 +37,6 @@ def redis_client(settings: Settings):
 
 def engine(settings: Settings):
     """The SQLAlchemy engine for ``settings.database_url``."""
-    from backend.storage.db import make_engine
-
     with _lock:
         eng = _engines.get(settings.database_url)
         if eng is None:
@@ -47,8 +47,6 @@ def engine(settings: Settings):
 
 def file_store(settings: Settings):
     """The ``FileStore`` for ``settings`` (the data directory, or the bucket of ``storage_url``)."""
-    from backend.storage.files import open_file_store
-
     key = settings.storage_url or str(settings.data_dir)
     with _lock:
         store = _stores.get(key)

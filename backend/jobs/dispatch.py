@@ -16,14 +16,22 @@ pump through ``Coalescer``: a burst of requests shares rounds instead of queuein
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import uuid
 from collections.abc import Callable
 
-from backend.settings import Settings
+from sqlalchemy import select, update
 
+from backend.settings import Settings
+from backend.storage.db import session_scope
+from backend.storage.models import QUEUED, Job, utcnow
+from backend.storage.queue_order import active_entries, pick, positions_of
+
+from .celery_app import QUEUE, TASK_NAME, celery_for
 from .connections import engine, redis_client
+from .events import publish_job
 
 log = logging.getLogger(__name__)
 
@@ -36,26 +44,11 @@ LOCK_TIMEOUT_S = 60
 LOCK_WAIT_S = 30
 
 
-def queue_positions(session) -> dict[str, int]:
-    """``{job_id: position}`` (1-based) of every queued job, in the order jobs will start."""
-    from backend.storage.queue_order import queue_positions as positions
-
-    return positions(session)
-
-
 def _hand_out(settings: Settings) -> tuple[list[tuple[str, str]], dict[str, int]]:
     """One read of the active jobs: mark the next ones in fair order as dispatched (at most
     ``MAX_PICKS_PER_ROUND``) and compute every queued job's position after that.
 
     Returns ``([(job_id, celery_task_id)] to send, {job_id: position})``."""
-    import dataclasses
-
-    from sqlalchemy import update
-
-    from backend.storage.db import session_scope
-    from backend.storage.models import QUEUED, Job, utcnow
-    from backend.storage.queue_order import active_entries, pick, positions_of
-
     picked: list[tuple[str, str]] = []
     with session_scope(engine(settings)) as session:
         entries = active_entries(session)
@@ -77,13 +70,6 @@ def _hand_out(settings: Settings) -> tuple[list[tuple[str, str]], dict[str, int]
 
 def _send(settings: Settings, picked: list[tuple[str, str]]) -> None:
     """Publish one Celery message per job. A job whose message cannot be sent goes back to waiting."""
-    from sqlalchemy import update
-
-    from backend.storage.db import session_scope
-    from backend.storage.models import QUEUED, Job
-
-    from .celery_app import QUEUE, TASK_NAME, celery_for
-
     app = celery_for(settings)
     for job_id, task_id in picked:
         try:
@@ -129,13 +115,6 @@ def _store_positions(settings: Settings, positions: dict[str, int]) -> list[str]
 
 def _publish_news(settings: Settings, positions: dict[str, int], news: list[str]) -> int:
     """Publish a ``job`` event with its new position to each job in ``news``; returns how many."""
-    from sqlalchemy import select
-
-    from backend.storage.db import session_scope
-    from backend.storage.models import Job
-
-    from .events import publish_job
-
     jobs = []
     if news:
         with session_scope(engine(settings)) as session:

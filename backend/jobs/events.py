@@ -11,6 +11,8 @@ import logging
 import threading
 import time
 
+from flask_socketio import SocketIO
+
 from backend.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -26,8 +28,6 @@ def job_room(job_id: str) -> str:
 
 
 def _emitter(redis_url: str):
-    from flask_socketio import SocketIO
-
     with _lock:
         emitter = _emitters.get(redis_url)
         if emitter is None:

@@ -36,10 +36,19 @@ import os
 import threading
 import time
 import uuid
+from datetime import timedelta
+
+import redis
+from sqlalchemy import select, update
 
 from backend.settings import Settings
+from backend.storage.db import session_scope
+from backend.storage.models import FAILED, QUEUED, RUNNING, WAITING, Job, utcnow
 
+from .celery_app import QUEUE
 from .connections import engine, redis_client
+from .dispatch import pump
+from .events import publish_job
 
 log = logging.getLogger(__name__)
 
@@ -116,9 +125,6 @@ def _pid_alive(pid: int) -> bool:
 
 
 def _current_task_id(settings: Settings, job_id: str) -> str | None:
-    from backend.storage.db import session_scope
-    from backend.storage.models import Job
-
     with session_scope(engine(settings)) as session:
         job = session.get(Job, job_id)
         return job.celery_task_id if job is not None else None
@@ -201,13 +207,6 @@ def reap(settings: Settings) -> list[str]:
     Returns the ids of the jobs changed (their new state is published). Safe to run in many processes at
     once: each change is a conditional UPDATE that only applies to a row still running the same task.
     """
-    from sqlalchemy import select, update
-
-    from backend.storage.db import session_scope
-    from backend.storage.models import FAILED, QUEUED, RUNNING, WAITING, Job, utcnow
-
-    from .events import publish_job
-
     r = redis_client(settings)
     changed: list[str] = []
     with session_scope(engine(settings)) as session:
@@ -244,8 +243,6 @@ def reap(settings: Settings) -> list[str]:
 def _messages_in_broker(settings: Settings) -> str:
     """Every queued and worker-held Celery message of the inference queue, concatenated (they are small and
     few: at most ``max_inflight_per_user`` per user)."""
-    from .celery_app import QUEUE
-
     r = redis_client(settings)
     pipe = r.pipeline()
     pipe.lrange(QUEUE, 0, -1)
@@ -264,12 +261,6 @@ def _requeue_lost_messages(settings: Settings, session) -> list[str]:
     """Put back to waiting the dispatched, not started jobs whose message the broker no longer has: at once
     when Redis lost its data, else those dispatched over ``LOST_MESSAGE_GRACE_S`` ago (a message in flight
     between the dispatcher's commit and its send is not yet in the broker)."""
-    from datetime import timedelta
-
-    from sqlalchemy import select, update
-
-    from backend.storage.models import QUEUED, Job, utcnow
-
     query = select(Job.id, Job.celery_task_id).where(Job.state == QUEUED, Job.dispatched_at.is_not(None))
     if not redis_lost_data(settings):
         query = query.where(Job.dispatched_at < utcnow() - timedelta(seconds=LOST_MESSAGE_GRACE_S))
@@ -299,8 +290,6 @@ class LeaseKeeper(threading.Thread):
     """
 
     def __init__(self, settings: Settings, hostname: str):
-        import redis
-
         super().__init__(name="maskweb-leases", daemon=True)
         self.settings = settings
         self.hostname = hostname
@@ -404,8 +393,6 @@ class Heartbeat(threading.Thread):
         self.keeper.stop()
 
     def run(self) -> None:
-        from .dispatch import pump
-
         while not self._stop.is_set():
             try:
                 reap(self.settings)

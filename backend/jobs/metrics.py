@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import logging
 
+from prometheus_client.core import HistogramMetricFamily
+
 from backend.settings import Settings
 
 from .connections import redis_client
@@ -73,8 +75,6 @@ def record_batch(settings: Settings, images: int) -> None:
 
 def duration_metrics(settings: Settings) -> list:
     """The histograms as ``prometheus_client`` HistogramMetricFamily objects (empty series are omitted)."""
-    from prometheus_client.core import HistogramMetricFamily
-
     r = redis_client(settings)
     families = []
     for name, labels in _LABELS.items():

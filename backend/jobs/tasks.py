@@ -19,9 +19,15 @@ import os
 import socket
 from functools import partial
 
+from celery.signals import worker_init, worker_process_init, worker_process_shutdown
+
+from backend.segmentation.pipeline import Segmenter
+
 from .batching import BatchedSegmenter, worker_batch_size
 from .celery_app import TASK_NAME
+from .leases import Heartbeat
 from .metrics import record_batch
+from .work import run_jobs
 
 log = logging.getLogger(__name__)
 
@@ -35,10 +41,6 @@ class WorkerState:
 
 def start_process(settings, hostname: str) -> None:
     """Load the model and start the heartbeat for this process. Raises if the model cannot be loaded."""
-    from backend.segmentation.pipeline import Segmenter
-
-    from .leases import Heartbeat
-
     log.info(
         "worker process %d: loading the model (%s, %s)", os.getpid(), settings.model_config, settings.weights
     )
@@ -61,8 +63,6 @@ def stop_process() -> None:
 
 def register(app):
     """Register the task and the worker signal handlers on ``app`` (from ``make_celery``)."""
-    from celery.signals import worker_init, worker_process_init, worker_process_shutdown
-
     settings = app.maskweb_settings
 
     def on_process_init(sender=None, **_):
@@ -90,8 +90,6 @@ def register(app):
     @app.task(name=TASK_NAME, bind=True)
     def segment_jobs(self, job_ids: list[str]):
         """Run the jobs ``job_ids`` (32-hex ids) handed out by the dispatcher under this message's id."""
-        from .work import run_jobs
-
         if WorkerState.segmenter is None:  # the process failed to load the model: let another take it
             raise RuntimeError("this worker process has no model loaded")
         run_jobs(settings, WorkerState.segmenter, WorkerState.heartbeat, list(job_ids), self.request.id)

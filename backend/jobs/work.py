@@ -26,6 +26,7 @@ from backend.segmentation.pipeline import decode, segment_and_save
 from backend.segmentation.stages import MASKS, MODEL
 from backend.settings import Settings
 from backend.storage.files import JobFile
+from backend.storage.files.failures import storage_failure
 from backend.storage.models import CANCELLED, DONE, FAILED
 
 from .connections import file_store
@@ -56,8 +57,6 @@ def classify_error(exc: BaseException) -> tuple[str, str]:
         return "bad_image", f"The stored image could not be read: {exc.message}"
     if isinstance(exc, MemoryError):
         return "out_of_memory", "The worker ran out of memory while segmenting this image."
-    from backend.storage.files.failures import storage_failure
-
     if failure := storage_failure(exc):
         return failure
     return "internal", f"Segmentation failed: {type(exc).__name__}: {exc}"

@@ -16,6 +16,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from backend.mrcnn.config import CocoConfig, Config
+
 __all__ = ["ModelConfigError", "load_model_config", "COCO"]
 
 COCO = "coco"
@@ -37,15 +39,11 @@ def load_model_config(spec: str | Path | None = COCO):
 
 
 def _coco():
-    from backend.mrcnn.config import CocoConfig
-
     config = CocoConfig()
     return config, list(config.class_names)
 
 
 def _from_file(path: Path):
-    from backend.mrcnn.config import Config
-
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:

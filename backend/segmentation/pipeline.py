@@ -29,9 +29,11 @@ import numpy as np
 from PIL import Image
 
 from backend.segmentation.images import ImageLimits, load_image, to_array
+from backend.segmentation.model_config import load_model_config
 from backend.segmentation.overlay import render_overlay
 from backend.segmentation.result import SegmentationResult
 from backend.segmentation.stages import MASKS, MODEL, SAVING
+from backend.segmentation.weights import resolve_weights
 
 if TYPE_CHECKING:  # the engine loads with the model (Segmenter), not when this module is imported
     from backend.mrcnn.detections import Detections
@@ -104,9 +106,6 @@ class Segmenter:
         Raises ``backend.segmentation.model_config.ModelConfigError`` for a bad config and ``backend.segmentation.weights.WeightsMissing``
         / ``WeightsCorrupt`` when the weights file is absent or fails its check.
         """
-        from backend.segmentation.model_config import load_model_config
-        from backend.segmentation.weights import resolve_weights
-
         config, class_names = load_model_config(settings.model_config)
         if batch_size is not None:  # images per network call, instead of the config's IMAGES_PER_GPU
             config = type(config).from_dict({**config.to_dict(), "IMAGES_PER_GPU": batch_size})

@@ -25,7 +25,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from backend.atomic import atomic_write_text
+from backend.mrcnn import weights_io
 from backend.settings import Settings
 
 WEIGHTS_URL = "https://github.com/matterport/Mask_RCNN/releases/download/v2.0/mask_rcnn_coco.h5"
@@ -119,7 +122,6 @@ def resolve_weights(path: str | Path | None = None) -> Path:
                 f"to fetch a fresh copy from {weights_url()}"
             )
         return path
-    from backend.mrcnn import weights_io
 
     try:
         weights_io.read_layout(path)
@@ -162,7 +164,7 @@ def coco_layout():
     Builds the Keras model once per process (seconds); the layout is the one ``MaskRCNN.load_weights`` checks.
     """
     if "coco" not in _coco_layout_cache:
-        from backend.mrcnn import CocoConfig, MaskRCNN
+        from backend.mrcnn import CocoConfig, MaskRCNN  # lazily: building the model loads TensorFlow
 
         _coco_layout_cache["coco"] = MaskRCNN(CocoConfig()).weight_layout()
     return _coco_layout_cache["coco"]
@@ -175,8 +177,6 @@ def verify_weights(path: str | Path, layout=None, expected_size: int | None = PU
     a failure. Returns Verified (with the sha256); raises WeightsCorrupt saying what is wrong. Does not move
     or record anything (``check_and_record`` does).
     """
-    from backend.mrcnn import weights_io
-
     path = Path(path)
     layout = coco_layout() if layout is None else layout
     try:
@@ -203,8 +203,6 @@ def verify_weights(path: str | Path, layout=None, expected_size: int | None = PU
 
 
 def _all_finite(values) -> bool:
-    import numpy as np
-
     return bool(np.isfinite(values).all())
 
 
@@ -328,7 +326,7 @@ class _Interrupted(Exception):
 
 def _fetch(url: str, part: Path, progress: bool | None, timeout: tuple[float, float]) -> None:
     """Append the rest of ``url`` to ``part`` (creating it), until the server's full length is there."""
-    import requests
+    import requests  # lazily: only a download needs the HTTP client (`maskweb --help` loads this module)
 
     have = part.stat().st_size if part.exists() else 0
     headers = {"Accept-Encoding": "identity"}  # byte ranges of the file itself, never of a compressed body
@@ -366,7 +364,7 @@ def _fetch(url: str, part: Path, progress: bool | None, timeout: tuple[float, fl
 
 
 def _stream_to(response, part: Path, mode: str, have: int, total: int | None, progress: bool | None) -> None:
-    import urllib3
+    import urllib3  # lazily, with requests
     from tqdm import tqdm
 
     bar = tqdm(

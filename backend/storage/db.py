@@ -15,6 +15,8 @@ from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
 
+from alembic import command
+from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
@@ -84,8 +86,6 @@ def session_scope(engine: Engine) -> Iterator[Session]:
 def alembic_config(url: str):
     """The Alembic Config of the shipped migrations, aimed at ``url`` (passed as an attribute, not through
     ini interpolation, so passwords with ``%`` survive)."""
-    from alembic.config import Config
-
     cfg = Config(str(ALEMBIC_INI))
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     cfg.attributes["database_url"] = url
@@ -94,8 +94,6 @@ def alembic_config(url: str):
 
 def migrate(url: str, revision: str = "head") -> None:
     """Bring the database at ``url`` to ``revision`` (default: the newest). Idempotent."""
-    from alembic import command
-
     path = _sqlite_path(url)
     if path is None:
         command.upgrade(alembic_config(url), revision)

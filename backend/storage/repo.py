@@ -11,6 +11,7 @@ import binascii
 import json
 import secrets
 import statistics
+import time
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
@@ -251,8 +252,6 @@ def find_orphan_files(session: Session, store, min_age_s: float = ORPHAN_MIN_AGE
     exist: that is a new or wrong database (a mistyped ``DATABASE_URL``), and every file would look orphaned.
     Removes nothing.
     """
-    import time
-
     ages = store.job_ages()
     stored = sorted(ages)
     known: set[str] = set()

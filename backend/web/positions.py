@@ -12,6 +12,7 @@ import logging
 
 from sqlalchemy.orm import Session
 
+from backend.jobs import queue_positions as dispatched_positions
 from backend.storage.models import QUEUED, Job
 from backend.storage.queue_order import queue_positions
 
@@ -26,7 +27,7 @@ def positions_for(session: Session, settings, jobs: list[Job]) -> dict[str, int]
     if not settings.redis_url:
         return queue_positions(session)
     try:
-        return jobs.queue_positions(settings, queued)
+        return dispatched_positions(settings, queued)
     except Exception:
         log.warning("queue positions unavailable (Redis)", exc_info=True)
         return {}

@@ -14,7 +14,7 @@ from webtools import Visitor, png
 from werkzeug.serving import make_server
 
 from backend import jobs
-from backend.jobs import connections, dispatch, events
+from backend.jobs import connections, dispatch
 from backend.storage import queue_order
 from backend.storage.db import migrate, session_scope
 from backend.storage.models import DONE, QUEUED, RUNNING, Job, User, utcnow
@@ -32,6 +32,7 @@ def _forbid_full_reads(monkeypatch):
         raise AssertionError("a request read every active job")
 
     monkeypatch.setattr(queue_order, "active_entries", refuse)
+    monkeypatch.setattr(dispatch, "active_entries", refuse)  # a dispatcher round, had a request started one
     monkeypatch.setattr(queue_order, "queue_positions", refuse)
     monkeypatch.setattr("backend.web.positions.queue_positions", refuse)
 
@@ -89,7 +90,7 @@ def test_a_round_publishes_only_positions_that_are_news(redis_settings, monkeypa
     redis_settings.max_inflight_per_user = 1
     _queue(redis_settings, users=50, per_user=10)  # 500 waiting jobs
     published = []
-    monkeypatch.setattr(events, "publish_job", lambda _s, job, position=None: published.append(position))
+    monkeypatch.setattr(dispatch, "publish_job", lambda _s, job, position=None: published.append(position))
 
     positions = dispatch.pump(redis_settings)
     assert len(positions) == 500 and len(published) == 500  # every job hears its first position

@@ -38,7 +38,7 @@ class S3FileStore(FileStore):
 
     def __init__(self, bucket: str, prefix: str = "", client=None):
         if client is None:
-            import boto3
+            import boto3  # lazily: slow to import, and only bucket stores need it
 
             client = boto3.session.Session().client("s3")
         self.client = client
@@ -74,7 +74,7 @@ class S3FileStore(FileStore):
             )
 
     def open(self, job_id: str, kind: JobFile) -> StoredFile | None:
-        from botocore.exceptions import ClientError
+        from botocore.exceptions import ClientError  # lazily, with boto3
 
         try:
             obj = self.client.get_object(Bucket=self.bucket, Key=self.key(job_id, kind))
