@@ -10,7 +10,12 @@ from __future__ import annotations
 import argparse
 import sys
 
-from backend.storage.repo import ORPHAN_MIN_AGE_S
+from sqlalchemy import inspect
+
+from backend.settings import Settings
+from backend.storage.db import make_engine, session_scope
+from backend.storage.files import open_file_store
+from backend.storage.repo import ORPHAN_MIN_AGE_S, find_orphan_files
 
 EXIT_REFUSED = 3
 
@@ -33,12 +38,6 @@ def add_parser(subparsers) -> None:
 
 
 def _cmd_gc(args: argparse.Namespace) -> int:
-    from sqlalchemy import inspect
-
-    from backend.settings import Settings
-    from backend.storage.db import make_engine, session_scope
-    from backend.storage.files import open_file_store
-    from backend.storage.repo import find_orphan_files
 
     settings = Settings.from_env()
     store = open_file_store(settings)
