@@ -8,7 +8,7 @@ from webtools import complete, png
 from backend.storage import repo
 from backend.storage.models import Job, ShareLink
 from backend.web import sharing
-from backend.web.app import get_db
+from backend.web.services import get_db
 
 
 def test_a_share_link_serves_one_result_read_only_to_anyone(app, visitor):
