@@ -10,7 +10,7 @@ __all__ = ["COCO_CLASS_NAMES", "CocoConfig", "Config", "MaskRCNN"]
 
 def __getattr__(name):
     if name == "MaskRCNN":
-        from backend.mrcnn.model import MaskRCNN
+        from backend.mrcnn.model import MaskRCNN  # lazily: the model loads Keras and TensorFlow
 
         return MaskRCNN
     raise AttributeError(name)

@@ -12,19 +12,19 @@ from __future__ import annotations
 
 import contextlib
 
+import keras
+
 from backend.mrcnn.precision import Precision
 
 
 def compiled_call(model, precision: Precision):
-    import keras
-
     backend = keras.backend.backend()
     if backend == "tensorflow":
-        import tensorflow as tf
+        import tensorflow as tf  # lazily: needed only when Keras runs on TensorFlow
 
         return tf.function(lambda inputs: model(inputs, training=False), autograph=False)
     if backend == "jax":
-        import jax
+        import jax  # lazily: needed only when Keras runs on JAX
 
         def pure(trainable, non_trainable, inputs):
             outputs, _ = model.stateless_call(trainable, non_trainable, inputs, training=False)

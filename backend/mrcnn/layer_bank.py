@@ -10,6 +10,7 @@ layout (which holds them) is unchanged.
 from __future__ import annotations
 
 import numpy as np
+from keras import layers
 
 
 class LayerBank:
@@ -33,8 +34,6 @@ class LayerBank:
     def conv_bn(self, x, filters: int, kernel_size: int, name: str, bn_name: str, **conv_kwargs):
         """Conv2D ``name`` then the frozen BatchNorm ``bn_name`` (epsilon 1e-3, Keras' default as matterport's)
         on Keras tensor ``x``; the BatchNorm is folded into the convolution unless the bank was told not to."""
-        from keras import layers
-
         conv = self(layers.Conv2D, filters, kernel_size, name=name, **conv_kwargs)
         y = conv(x)
         norm = self(layers.BatchNormalization, epsilon=1e-3, name=bn_name)

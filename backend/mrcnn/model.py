@@ -13,17 +13,28 @@ follows the objects while a few compiled graphs serve every image. Each graph ru
 
 from __future__ import annotations
 
+import contextlib
+import os
+
+import keras
 import numpy as np
+from keras import layers, ops
 
 from backend.mrcnn import weights_io
 from backend.mrcnn.anchors import pyramid_anchors
+from backend.mrcnn.backbone import resnet_features
 from backend.mrcnn.compiled import compiled_call
 from backend.mrcnn.config import Config
+from backend.mrcnn.detection import DetectionLayer
 from backend.mrcnn.detections import Detections
+from backend.mrcnn.fpn import pyramid
+from backend.mrcnn.heads import classifier_head, mask_head
 from backend.mrcnn.imaging import mold_image
 from backend.mrcnn.layer_bank import LayerBank
 from backend.mrcnn.precision import Precision
 from backend.mrcnn.precision import resolve as resolve_precision
+from backend.mrcnn.roi_align import PyramidRoIAlign
+from backend.mrcnn.rpn import ProposalLayer, rpn_head
 
 # names accepted by run_graph(): matterport's tensor names, plus plain-word aliases
 GRAPH_OUTPUTS = (
@@ -56,8 +67,6 @@ class _Network:
     """
 
     def __init__(self, config: Config, precision: Precision, fold_batch_norms: bool = True):
-        import keras
-
         self.config = config
         self.precision = precision
         self.bank = LayerBank(fold_batch_norms)
@@ -72,9 +81,6 @@ class _Network:
     def _wiring(self, stage: str | None = None):
         """Context in which new layers take the dtype policy of ``stage`` (None: the model's widest) — Keras
         reads the global policy when a layer is made, and the bank makes each layer once."""
-        import contextlib
-
-        import keras
 
         @contextlib.contextmanager
         def policy():
@@ -89,8 +95,6 @@ class _Network:
 
     def graph(self, image_shape):
         """The detector for molded images of ``image_shape`` (H, W, C); H and W must be multiples of 64."""
-        import keras
-
         image_shape = tuple(int(v) for v in image_shape)
         if image_shape not in self.graphs:
             h, w = image_shape[:2]
@@ -112,8 +116,6 @@ class _Network:
 
     def mask_graph(self, image_shape, count: int):
         """The mask graph for ``count`` detections per image of molded ``image_shape``."""
-        import keras
-
         key = (tuple(int(v) for v in image_shape), int(count))
         if key not in self.mask_graphs:
             c, detector = self.config, self.graph(key[0])
@@ -136,15 +138,6 @@ class _Network:
         return self.mask_graphs[key]
 
     def _wire(self, image, image_meta, anchors):
-        from keras import layers
-
-        from backend.mrcnn.backbone import resnet_features
-        from backend.mrcnn.detection import DetectionLayer
-        from backend.mrcnn.fpn import pyramid
-        from backend.mrcnn.heads import classifier_head
-        from backend.mrcnn.roi_align import PyramidRoIAlign
-        from backend.mrcnn.rpn import ProposalLayer, rpn_head
-
         c = self.config
         out = {}
         # 1. feature extraction
@@ -192,11 +185,6 @@ class _Network:
         return out
 
     def _wire_masks(self, maps, boxes, class_ids, image_meta):
-        from keras import ops
-
-        from backend.mrcnn.heads import mask_head
-        from backend.mrcnn.roi_align import PyramidRoIAlign
-
         c = self.config
         # 4. RoIAlign + mask head on the detections
         crops = PyramidRoIAlign(c.MASK_POOL_SIZE, name="roi_align_mask", dtype="float32")(
@@ -210,8 +198,6 @@ class _Network:
 
     def weighted_layers(self):
         """{file layer name: {weight key: variable}}; the nested RPN model counts as one layer, as in the file."""
-        import keras
-
         found = {}
         for layer in self.bank.layers.values():
             if isinstance(layer, keras.Model):
@@ -244,12 +230,9 @@ def _full_float32_on_jax() -> None:
     coco_astronaut). Setting ``JAX_DEFAULT_MATMUL_PRECISION`` (e.g. ``tensorfloat32``) keeps the operator's
     choice. No effect on other backends or on the CPU's arithmetic.
     """
-    import os
-
-    import keras
-
+    # JAX's own variable, read to respect an operator who set it: the engine reads no setting of the app.
     if keras.backend.backend() == "jax" and not os.environ.get("JAX_DEFAULT_MATMUL_PRECISION"):
-        import jax
+        import jax  # lazily: needed only when Keras runs on JAX
 
         jax.config.update("jax_default_matmul_precision", "highest")
 
@@ -428,8 +411,6 @@ class MaskRCNN:
     def _compiled_detector(self, shape, names):
         key = ("detector", tuple(shape), names)
         if key not in self._compiled:
-            import keras
-
             graph = self._network.graph(shape)
             model = keras.Model(graph.inputs, {n: graph.output[n] for n in names})
             self._compiled[key] = compiled_call(model, self.precision)

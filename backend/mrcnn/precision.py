@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
+import keras
+
 PRECISIONS = ("exact", "fast")
 STAGES = ("backbone", "fpn", "rpn", "classifier", "mask")
 BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
@@ -57,11 +59,9 @@ def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> set[str]:
 @cache
 def device_kind() -> str:
     """'gpu', 'tpu', 'cpu-bf16' (a CPU with AVX512-BF16 or AMX) or 'cpu': where the active Keras backend runs."""
-    import keras
-
     backend = keras.backend.backend()
     if backend == "jax":
-        import jax
+        import jax  # lazily: needed only when Keras runs on JAX
 
         platform = jax.default_backend()
         if platform in ("gpu", "cuda", "rocm"):
@@ -69,7 +69,7 @@ def device_kind() -> str:
         if platform == "tpu":
             return "tpu"
     elif backend == "tensorflow":
-        import tensorflow as tf
+        import tensorflow as tf  # lazily: needed only when Keras runs on TensorFlow
 
         if tf.config.list_physical_devices("GPU"):
             return "gpu"

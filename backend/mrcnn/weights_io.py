@@ -57,7 +57,7 @@ def _weight_key(weight_name: str) -> str:
 
 
 def _open(path):
-    import h5py
+    import h5py  # lazily: `maskweb --help` loads this module (through the weights command), not h5py
 
     path = Path(path)
     if not path.is_file():

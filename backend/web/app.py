@@ -64,6 +64,7 @@ def create_app(
     app.register_blueprint(api.bp)
     app.register_blueprint(pages.bp)
     app.register_blueprint(health.bp)
+    app.register_blueprint(metrics.bp)
     metrics.init_metrics(app)
     init_limiter(app, caller_key)
     init_decoding(app)

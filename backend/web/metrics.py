@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import time
 
-from flask import Flask, Response, request
+from flask import Blueprint, Flask, Response, request
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest, multiprocess
 from prometheus_client.core import GaugeMetricFamily, SummaryMetricFamily
 from sqlalchemy import func, select
@@ -29,7 +29,7 @@ from backend.storage.db import session_scope
 from backend.storage.models import DONE, QUEUED, STATES, Job
 
 from .ops_access import may_see_details
-from .services import app_services
+from .services import app_services, services
 
 RECENT_JOBS = 500
 # What anyone may read: job and upload counts. Timings, per-endpoint requests and the workers' figures need
@@ -156,7 +156,19 @@ class WebMetrics:
         self.rejections.labels(code).inc()
 
 
+bp = Blueprint("metrics", __name__)
+
+
+@bp.get("/metrics")
+def metrics_view():
+    registry = services().metrics.registry
+    if not may_see_details():
+        registry = registry.restricted_registry(PUBLIC_SAMPLES)
+    return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
+
+
 def init_metrics(app: Flask) -> WebMetrics:
+    """The app's ``WebMetrics`` (kept on its ``WebServices``), counting every request it answers."""
     svc = app_services(app)
     metrics = svc.metrics = WebMetrics(svc.engine, svc.settings)
 
@@ -166,12 +178,5 @@ def init_metrics(app: Flask) -> WebMetrics:
             request.method, request.endpoint or "unknown", str(response.status_code)
         ).inc()
         return response
-
-    @app.get("/metrics")
-    def metrics_view():
-        registry = (
-            metrics.registry if may_see_details() else metrics.registry.restricted_registry(PUBLIC_SAMPLES)
-        )
-        return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
 
     return metrics

@@ -26,6 +26,8 @@ from __future__ import annotations
 
 import importlib
 
+import keras
+
 __all__ = ["non_max_suppression", "crop_and_resize", "backend_ops"]
 
 _MODULES = {"tensorflow": "backend.mrcnn.kernels.tf_ops", "jax": "backend.mrcnn.kernels.jax_ops"}
@@ -33,8 +35,6 @@ _MODULES = {"tensorflow": "backend.mrcnn.kernels.tf_ops", "jax": "backend.mrcnn.
 
 def backend_ops():
     """The kernel module for the active Keras backend; raises RuntimeError for a backend we do not support."""
-    import keras
-
     name = keras.backend.backend()
     if name not in _MODULES:
         raise RuntimeError(
