@@ -52,11 +52,12 @@ lint: $(STAMP)
 # inference needs none of torch's others), and scikit-image with its own. matterport's code comes as the
 # mrcnn-colab 2.1 wheel, downloaded into .cache/bench and read by the bench (nothing of it is installed).
 BENCH_CACHE := .cache/bench
+TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
 BENCH_STAMP := $(VENV)/.bench-installed
 BENCH_PINS  = $(PY) -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['optional-dependencies']['bench']))"
 
 $(BENCH_STAMP): pyproject.toml $(STAMP)
-	$(PY) -m pip install -q --no-deps $$($(BENCH_PINS) | grep -v '^scikit-image')
+	$(PY) -m pip install -q --no-deps --extra-index-url $(TORCH_CPU_INDEX) $$($(BENCH_PINS) | grep -v '^scikit-image')
 	$(PY) -m pip install -q $$($(BENCH_PINS) | grep '^scikit-image')
 	$(PY) -m pip download -q --no-deps -d $(BENCH_CACHE) mrcnn-colab==2.1
 	touch $@
