@@ -16,17 +16,20 @@ which matters for ``all-rows``); images are seeded noise of ``--size`` pixels, m
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import time
+from pathlib import Path
 
 import numpy as np
+
+from backend.mrcnn.config import CocoConfig, Config
+from backend.mrcnn.model import MaskRCNN
 
 VARIANTS = ("exact", "unfolded", "all-rows", "fast")
 
 
 def build(variant: str, config, weights):
-    from backend.mrcnn.model import MaskRCNN
-
     model = MaskRCNN(
         config, precision="fast" if variant == "fast" else "exact", fold_batch_norms=variant != "unfolded"
     )
@@ -38,8 +41,6 @@ def build(variant: str, config, weights):
 
 
 def main(argv=None) -> int:
-    from backend.mrcnn.config import CocoConfig, Config
-
     parser = argparse.ArgumentParser(
         prog="python -m backend.mrcnn.speed", description=__doc__.splitlines()[0]
     )
@@ -53,9 +54,6 @@ def main(argv=None) -> int:
     if args.config == "coco":
         config = CocoConfig()
     else:
-        import json
-        from pathlib import Path
-
         config = Config.from_dict(json.loads(Path(args.config).read_text()))
     rng = np.random.default_rng(0)
     images = [rng.integers(0, 255, (args.size, args.size, 3), np.uint8) for _ in range(config.BATCH_SIZE)]

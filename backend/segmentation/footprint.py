@@ -19,9 +19,13 @@ import multiprocessing
 import resource
 import time
 
+import numpy as np
+
 
 def _post_process(segmenter, image, found) -> tuple[float, float]:
     """Seconds of the masks stage and of rendering and encoding the overlay PNG, for one image's detections."""
+    # Lazy here and below: only the child process of each size loads the model's modules, so the parent
+    # stays free of TensorFlow and each size's peak memory is its own.
     from backend.segmentation.overlay import render_overlay
 
     started = time.perf_counter()
@@ -33,8 +37,6 @@ def _post_process(segmenter, image, found) -> tuple[float, float]:
 
 
 def _job(weights: str | None, megapixels: float, precision: str) -> dict:
-    import numpy as np
-
     from backend.mrcnn.config import CocoConfig
     from backend.segmentation.model_config import load_model_config
     from backend.segmentation.pipeline import Segmenter

@@ -16,6 +16,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from backend.segmentation.images import format_bytes
+from backend.storage.files.failures import storage_failure
 
 # Werkzeug's status -> our default code.
 DEFAULT_CODES = {
@@ -136,8 +137,6 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(OSError)
     def _storage(exc: OSError):
-        from backend.storage.files.failures import storage_failure
-
         failure = storage_failure(exc)
         if failure is None:
             return _unexpected(exc)

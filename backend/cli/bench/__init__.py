@@ -244,7 +244,7 @@ def _available_mib() -> float | None:
 
 def _inputs(scratch: Path, size: int, count: int) -> list[Path]:
     """``count`` copies of one seeded synthetic photo (smooth shapes and grain) as PNG files."""
-    from PIL import Image
+    from PIL import Image  # lazy: `maskweb --help` imports this module
 
     rng = np.random.default_rng(0)
     coarse = rng.integers(0, 256, size=(8, 8, 3), dtype=np.uint8)

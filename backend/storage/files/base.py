@@ -28,6 +28,8 @@ from typing import Any, BinaryIO
 
 from PIL import Image
 
+from .failures import storage_failure
+
 THUMBNAIL_SIZE = 320
 # zlib level 1: a 12 MP photo encodes about twice as fast as at the default level for ~15% more bytes;
 # the upload request waits on this, the storage hardly notices.
@@ -168,8 +170,6 @@ class FileStore(ABC):
         """Delete what a worker writes (result and overlay), keeping the upload: for a job that did not
         finish, so a retry or a reader never sees a stale result. Storage that cannot be written (read-only)
         cannot have received those files either, so that failure is not an error here."""
-        from .failures import storage_failure
-
         for kind in (JobFile.RESULT, JobFile.OVERLAY):
             try:
                 self.remove(job_id, kind)
