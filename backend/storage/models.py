@@ -123,6 +123,8 @@ class Job(Base):
     __table_args__ = (
         Index("ix_jobs_user_created", "user_id", "created_at", "id"),
         Index("ix_jobs_state_dispatched", "state", "dispatched_at", "created_at"),
+        # Every claim reads the stage durations of the latest finished jobs (repo.recent_stage_seconds).
+        Index("ix_jobs_state_finished", "state", "finished_at"),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)

@@ -6,10 +6,10 @@ import hashlib
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from backend.storage import repo
-from backend.storage.db import session_scope
+from backend.storage.db import make_engine, migrate, session_scope
 from backend.storage.models import CANCELLED, DONE, FAILED, QUEUED, RUNNING, Job, ShareLink, User
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -183,3 +183,21 @@ def test_recent_stage_seconds_are_medians_of_the_last_finished_jobs(engine):
         assert repo.recent_stage_seconds(db, stages) == {"decode": 0.5, "model": 5.5, "masks": 2.0}
         # Only the most recent ones count.
         assert repo.recent_stage_seconds(db, stages, limit=2) == {"decode": 0.5, "model": 52.5, "masks": 2.5}
+
+
+def test_recent_stage_seconds_reads_an_index_not_the_whole_table(tmp_path):
+    """Every claim asks for the latest done jobs' timings: SQLite must answer from ix_jobs_state_finished
+    instead of scanning and sorting every job."""
+    url = f"sqlite:///{tmp_path / 'plan.db'}"
+    migrate(url)  # the schema as the migrations build it, index included
+    engine = make_engine(url)
+    statements = []
+    event.listen(engine, "before_cursor_execute", lambda *a: statements.append((a[2], a[3])))
+    with session_scope(engine) as db:
+        repo.recent_stage_seconds(db, ("model",))
+    sql, params = next((s, p) for s, p in statements if "timings" in s and "ORDER BY" in s)
+    with engine.connect() as conn:
+        plan = " | ".join(row[-1] for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}", params))
+    engine.dispose()
+    assert "ix_jobs_state_finished" in plan, plan
+    assert "TEMP B-TREE" not in plan, plan
