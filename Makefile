@@ -23,7 +23,7 @@ $(NPM_STAMP): frontend/package.json
 run: setup
 	$(VENV)/bin/maskweb run
 
-test: setup $(BENCH_STAMP)
+test: setup bench-deps
 	$(MAKE) --no-print-directory test-js
 	$(MAKE) --no-print-directory test-py
 
