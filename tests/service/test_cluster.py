@@ -85,7 +85,10 @@ def test_a_client_on_one_web_process_follows_both_workers_and_is_reached_by_the_
             events = watcher.until(job_id, lambda e: e["state"] in FINAL_STATES)
             assert events[-1]["state"] == "done", events[-1]
             seen = [e["stage"] for e in events if e["state"] == "running"]
-            assert [s for s in STAGES if s in seen] == list(STAGES), seen
+            # A job may have entered decode before the subscription; the hold before model makes every later
+            # stage's event happen after it, so those must all arrive.
+            after_hold = list(STAGES[STAGES.index("model") :])
+            assert [s for s in STAGES if s in seen][-len(after_hold) :] == after_hold, seen
         assert sorted(cluster.ran_by()[job_id] for job_id in job_ids) == ["worker1", "worker2"]
         result = viewer.get(f"/api/shared/{shares[0]}/result")
         assert result.status_code == 200 and result.json()["width"] == 64  # the worker's file, via the bucket
