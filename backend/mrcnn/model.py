@@ -241,7 +241,8 @@ class MaskRCNN:
     """Mask R-CNN inference on any Keras 3 backend with kernels (TensorFlow by default, JAX).
 
     ``precision``: "exact" (float32, matterport's results), "fast" (bfloat16 convolutions where the hardware
-    has them) or None/"auto" (the device's default); see ``backend.mrcnn.precision``.
+    has them), None/"auto" (the device's default) or a ``Precision`` (e.g. ``precision.fast(stages)``: bfloat16
+    in some stages only); see ``backend.mrcnn.precision``.
     ``fold_batch_norms``: fold each frozen BatchNorm into its convolution (default); False keeps them as separate
     layers, only to measure what folding saves.
 
@@ -251,7 +252,9 @@ class MaskRCNN:
     HxWx3, HxWx4; uint8 or float 0..255) of any sizes.
     """
 
-    def __init__(self, config: Config, precision: str | None = "exact", fold_batch_norms: bool = True):
+    def __init__(
+        self, config: Config, precision: str | Precision | None = "exact", fold_batch_norms: bool = True
+    ):
         if not isinstance(config, Config):
             raise TypeError(f"MaskRCNN needs a backend.mrcnn.Config, got {type(config).__name__}")
         self.config = config
@@ -402,6 +405,11 @@ class MaskRCNN:
         counts = [int(np.argmax(r[:, 4] == 0)) if (r[:, 4] == 0).any() else len(r) for r in np.asarray(rows)]
         most = max(counts, default=0)
         return next((b for b in self.mask_buckets if b >= most), self.mask_buckets[-1]) if most else 0
+
+    def graphs(self, image_shape, bucket: int) -> tuple[keras.Model, keras.Model]:
+        """The detector for molded images of ``image_shape`` and its mask graph for ``bucket`` detections, as
+        Keras models (uncompiled; for inspection and profiling, see ``backend.mrcnn.speed``)."""
+        return self._network.graph(image_shape), self._network.mask_graph(image_shape, bucket)
 
     @property
     def compiled_graphs(self) -> frozenset:

@@ -89,14 +89,28 @@ def default_precision(kind: str | None = None) -> str:
     return DEFAULTS[kind or device_kind()]
 
 
-def resolve(precision: str | None) -> Precision:
-    """The Precision for "exact", "fast" or None/"auto" (the device's default). Raises ValueError otherwise."""
+def fast(stages: tuple[str, ...] = STAGES) -> Precision:
+    """``fast`` on this device with bfloat16 convolutions in ``stages`` only (a subset of STAGES; the others
+    float32): mixed_bfloat16 where the device has bfloat16, float32 on a CPU without it. Raises ValueError for an
+    unknown stage."""
+    stages = tuple(stages)
+    unknown = sorted(set(stages) - set(STAGES))
+    if unknown:
+        raise ValueError(f"unknown stage(s) {unknown}; stages are {STAGES}")
+    kind = device_kind()
+    if kind == "cpu":
+        return Precision("fast", "float32", None, stages)  # no native bfloat16: emulating it is slower
+    return Precision("fast", "mixed_bfloat16", "tensorfloat32" if kind == "gpu" else None, stages)
+
+
+def resolve(precision: str | Precision | None) -> Precision:
+    """The Precision for "exact", "fast", None/"auto" (the device's default) or a Precision (returned as it is).
+    Raises ValueError otherwise."""
+    if isinstance(precision, Precision):
+        return precision
     name = default_precision() if precision in (None, "auto") else precision
     if name not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS} or 'auto', got {precision!r}")
     if name == "exact":
         return Precision("exact", "float32", None)
-    kind = device_kind()
-    if kind == "cpu":
-        return Precision("fast", "float32", None)  # no native bfloat16: emulating it is slower than float32
-    return Precision("fast", "mixed_bfloat16", "tensorfloat32" if kind == "gpu" else None)
+    return fast()

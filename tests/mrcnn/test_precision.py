@@ -118,3 +118,13 @@ def test_bfloat16_cpus_are_recognised_by_their_flags(tmp_path):
     assert (
         precision.default_precision("cpu-bf16") == "exact" and precision.default_precision("cpu") == "exact"
     )
+
+
+def test_fast_in_some_stages_only_resolves_per_device():
+    subset = precision.fast(("rpn",))
+    assert precision.resolve(subset) is subset
+    expected = "float32" if precision.device_kind() == "cpu" else "mixed_bfloat16"
+    assert subset.policy == expected and subset.policy_of("rpn") == expected
+    assert subset.policy_of("backbone") == "float32"
+    with pytest.raises(ValueError, match="unknown stage"):
+        precision.fast(("backbone", "roi_align"))
