@@ -3,9 +3,12 @@
 The accuracy measure (issue 9): detections matched to the reference's by class and box IoU >= 0.9, and the mask
 IoU of the matched pairs. Targets: >= 95% of the reference's detections matched, mean mask IoU >= 0.95. On the
 parity weights (random values) ``exact`` meets them by far (tested here, so the measure itself is checked), and
-``fast`` does not: a random network amplifies bfloat16 rounding and its scores crowd the 0.7 threshold. The
-``fast`` figures are written to test-artifacts/precision.json and quoted in the README; the floors asserted
-below keep them from getting worse unnoticed. That gap is why every device defaults to ``exact`` (see precision.py).
+``fast`` does not. The measure itself is unstable on these weights: the random ResNet amplifies any change
+(~19x from the input to C5 on COCO) and detection scores crowd the 0.7 threshold, so rounding only the first
+convolution's weights to bfloat16 already costs detections and mask IoU; that calibration is measured here too
+(``exact_conv1_weights_bfloat16``). All figures go to test-artifacts/precision.json and the README; the small
+config's floor keeps ``fast`` from getting worse unnoticed (COCO's ``fast`` figure is below the measure's noise,
+recorded only). On a CPU without native bfloat16 ``fast`` computes in float32 and must equal ``exact``.
 """
 
 from __future__ import annotations
@@ -24,7 +27,9 @@ pytest.importorskip("tensorflow")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 TARGET_MATCHED, TARGET_MASK_IOU = 0.95, 0.95
 # what fast keeps at least on the random parity weights (measured, TF 2.21 CPU with AVX512-BF16, minus margin)
-FAST_FLOOR = {"small": (0.75, 0.65), "coco": (0.05, 0.8)}
+# (small only: on COCO one bfloat16-sized change of one layer already drops exact to ~50%, so fast's COCO figure
+# is noise, recorded but not held; see README "Precision")
+FAST_FLOOR = {"small": (0.75, 0.65)}
 IMAGES = ("astronaut", "chelsea", "synthetic")
 
 
@@ -69,19 +74,37 @@ def record(key, figures):
     path.write_text(json.dumps(data, indent=2))
 
 
+def measure_conv1_in_bfloat16(parity_dir, model, config_name) -> dict:
+    """The measure for ``exact`` with only the first convolution's weights rounded to bfloat16 (what ``fast``
+    does to that one layer), all else float32: how far one bfloat16-sized change moves the measure on these
+    random weights. The weights are restored afterwards."""
+    from keras import ops
+
+    conv1 = model.graphs(model.config.IMAGE_SHAPE, model.mask_buckets[0])[0].get_layer("conv1")
+    kernel = np.asarray(conv1.kernel)
+    conv1.kernel.assign(ops.cast(ops.cast(kernel, "bfloat16"), "float32"))
+    assert not np.array_equal(np.asarray(conv1.kernel), kernel)
+    try:
+        return measure(parity_dir, model, config_name)
+    finally:
+        conv1.kernel.assign(kernel)
+
+
 def check(parity_dir, config_name, model_exact, weights):
     from backend.mrcnn.model import MaskRCNN
 
     exact = measure(parity_dir, model_exact, config_name)
     assert exact["matched"] >= TARGET_MATCHED and exact["mean_mask_iou"] >= TARGET_MASK_IOU, exact
+    calibration = measure_conv1_in_bfloat16(parity_dir, model_exact, config_name)
     fast_model = MaskRCNN(model_exact.config, precision="fast").load_weights(weights)
     fast = measure(parity_dir, fast_model, config_name)
     record(config_name, {"device": precision.device_kind(), "fast": fast, "exact": exact,
+                         "exact_conv1_weights_bfloat16": calibration,
                          "fast_policy": fast_model.precision.policy})  # fmt: skip
-    floor_matched, floor_iou = FAST_FLOOR[config_name]
     if fast_model.precision.policy == "float32":  # no native bfloat16 here: fast is exact
         assert fast == exact
-    else:
+    elif config_name in FAST_FLOOR:
+        floor_matched, floor_iou = FAST_FLOOR[config_name]
         assert fast["matched"] >= floor_matched and fast["mean_mask_iou"] >= floor_iou, fast
 
 
