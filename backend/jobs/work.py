@@ -3,7 +3,8 @@
 ``run_jobs(settings, segmenter, heartbeat, job_ids, task_id)`` runs each job of one queue message in turn:
 
 1. hold the job's lease (``leases``) and ``claim`` it (``lifecycle``: a stale or duplicate message is dropped);
-2. the pipeline (``backend.segmentation.pipeline``): ``decode`` the stored original from the file store, then
+2. the pipeline (``backend.segmentation.pipeline``): decode the stored original from the file store (made from
+   the upload first if the web has not yet: ``backend.storage.originals``), then
    ``segment_and_save`` (model, masks, then the result JSON and overlay PNG into the job's files), its
    ``progress`` going to the job (``lifecycle.JobRun``: stage boundaries, cancel checks, events);
 3. ``done`` with the summary (instance_count, classes, timings), or ``failed`` with ``error_code`` and a
@@ -21,13 +22,13 @@ from functools import partial
 
 from celery.exceptions import SoftTimeLimitExceeded
 
-from backend.segmentation.images import ImageLimits, ImageRejected
-from backend.segmentation.pipeline import decode, segment_and_save
+from backend.segmentation.images import ImageRejected, to_array
+from backend.segmentation.pipeline import Decoded, segment_and_save
 from backend.segmentation.stages import MASKS, MODEL
 from backend.settings import Settings
-from backend.storage.files import JobFile
 from backend.storage.files.failures import storage_failure
 from backend.storage.models import CANCELLED, DONE, FAILED
+from backend.storage.originals import original_image, stored_limits
 
 from .connections import file_store
 from .dispatch import pump
@@ -79,12 +80,11 @@ class JobOutputs:
 def _segment(settings: Settings, segmenter, run: JobRun) -> dict:
     """The pipeline for one claimed job (in stage ``decode``); returns the done-summary values."""
     store = file_store(settings)
-    original = store.read(run.job_id, JobFile.ORIGINAL)
-    if original is None:
+    # The original, or the upload when the web has not made the original from it yet (then made here).
+    image = original_image(store, run.job_id, stored_limits(settings.max_pixels))
+    if image is None:
         raise JobFailed("image_missing", "The uploaded image is no longer in storage.")
-    # The stored original passed the upload limits; as PNG it may be larger than the upload was.
-    stored_limits = ImageLimits(max_bytes=4 * settings.max_pixels + (1 << 20), max_pixels=settings.max_pixels)
-    decoded = decode(original, stored_limits)
+    decoded = Decoded(image, to_array(image))
     result = segment_and_save(segmenter, decoded, JobOutputs(store, run.job_id), progress=run.progress)
     summary = result.summary()
     return {"instance_count": summary["instance_count"], "classes": summary["classes"]}

@@ -10,13 +10,13 @@ from __future__ import annotations
 from flask import Blueprint, current_app, g, jsonify, request, send_file
 
 from backend import __version__
-from backend.segmentation.images import ACCEPTED_FORMATS_TEXT, ImageLimits
+from backend.segmentation.images import ACCEPTED_FORMATS_TEXT, ImageLimits, ImageRejected
 from backend.storage import repo
 from backend.storage.files import JobFile, check_job_id
 from backend.storage.models import DONE, FINISHED_STATES, Job, iso
 
 from . import sharing
-from .decoding import decode_gate
+from .decoding import DecodeRefused, decode_gate
 from .errors import ApiError, not_found
 from .identity import (
     check_csrf,
@@ -31,6 +31,7 @@ from .identity import (
 )
 from .openapi import openapi_document
 from .positions import positions_for
+from .preparing import preparer
 from .quotas import Quotas
 from .services import get_db, services
 from .sockets import revoke_share_sockets
@@ -182,6 +183,7 @@ def create_jobs():
         raise ApiError(exc.status, exc.code, exc.message, **exc.error_fields()) from None
     if svc.metrics:
         svc.metrics.uploaded(len(jobs))
+    preparer().schedule(job.id for job in jobs)
     svc.enqueue([job.id for job in jobs])
     for job in jobs:
         db.refresh(job)
@@ -260,6 +262,17 @@ def get_result(job_id: str):
 _FILES = {"image": JobFile.ORIGINAL, "thumbnail": JobFile.THUMBNAIL, "overlay": JobFile.OVERLAY}
 
 
+def _prepare_now(job: Job) -> None:
+    """The job's original and thumbnail from its upload, for a request that came before the background made
+    them (``preparing``)."""
+    try:
+        preparer().ensure(job.id)
+    except DecodeRefused as exc:
+        raise ApiError(exc.status, exc.code, exc.message, **exc.extra) from None
+    except ImageRejected as exc:
+        raise ApiError(500, "bad_image", f"The stored upload could not be read: {exc.message}") from None
+
+
 def _send(job: Job, kind: str):
     """Stream one of the job's files from storage (local or S3) through this process, so every byte a
     browser gets passed the access check of this request (a revoked share link stops at once) and carries
@@ -268,7 +281,11 @@ def _send(job: Job, kind: str):
         raise ApiError(
             409, "not_ready", f"The job is {job.state}; its overlay exists once it is done.", state=job.state
         )
-    stored = services().files.open(job.id, _FILES[kind])
+    files = services().files
+    stored = files.open(job.id, _FILES[kind])
+    if stored is None and kind != "overlay" and files.exists(job.id, JobFile.UPLOAD):
+        _prepare_now(job)
+        stored = files.open(job.id, _FILES[kind])
     if stored is None:
         raise ApiError(404, "file_missing", f"The job's {kind} file is missing from storage.")
     response = send_file(

@@ -23,6 +23,7 @@ from .errors import register_error_handlers
 from .headers import init_security_headers
 from .identity import caller_key, init_identity
 from .limits import init_limiter
+from .preparing import init_preparing
 from .services import Canceller, Submitter, WebServices, init_services
 
 
@@ -67,6 +68,6 @@ def create_app(
     app.register_blueprint(metrics.bp)
     metrics.init_metrics(app)
     init_limiter(app, caller_key)
-    init_decoding(app)
+    init_preparing(app, init_decoding(app))
     sockets.init_socketio(app)
     return app

@@ -3,11 +3,16 @@
 1. Every file is checked from its header first (size, format by content, pixel count), so a bad file late
    in the request is refused before any image is decoded; then the user's quotas and the disk margin
    (``quotas.check_quotas``).
-2. Each file is then decoded and normalised (``backend.segmentation.images.load_image``) and its original PNG and thumbnail
-   written under a fresh job id, one at a time (memory holds one decoded image), through the web process's
+2. Each file is then decoded in full (``backend.segmentation.images.load_image``: a truncated or corrupt file is
+   refused here, with the rest of the request) and its bytes written as received under a fresh job id
+   (``JobFile.UPLOAD``), one at a time (memory holds one decoded image), through the web process's
    ``decoding.DecodeGate``: its memory cost, estimated from the header (``decode_cost``), must fit the
    decoding budget, and it waits for a free decoder (off the event loop under gevent).
 3. The job rows are committed together.
+
+Encoding the normalised original and thumbnail is not part of the request (a 12 MP photo takes about a second
+to encode as PNG, ten times its decode): ``backend.storage.originals`` does it afterwards, in the background or
+for whoever reads those files first.
 
 If anything fails (a file that turns out truncated, a full disk, the storage, the database), every file written
 so far is removed and nothing is committed: a rejected or failed upload leaves nothing behind. A rejection is an
@@ -98,12 +103,13 @@ def _reject(exc: ImageRejected, name: str, index: int, count: int) -> UploadReje
 
 
 def _decoder(store: FileStore, job_id: str, data: bytes, limits: ImageLimits):
-    """The work of one file: decode, write the original and thumbnail; returns (width, height)."""
+    """The work of one file: decode it (the check that it is whole), write its bytes; returns the normalised
+    (width, height), EXIF orientation applied."""
 
     def work() -> tuple[int, int]:
-        img = load_image(data, limits)
-        store.save_original(job_id, img)
-        return img.size
+        size = load_image(data, limits).size
+        store.save_upload(job_id, data)
+        return size
 
     return work
 

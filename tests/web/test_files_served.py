@@ -10,6 +10,7 @@ from webtools import Visitor, complete, png
 
 from backend.storage.files import JobFile, S3FileStore
 from backend.web import create_app
+from backend.web.preparing import EXTENSION as PREPARER
 
 
 @pytest.fixture(params=["local", "s3"])
@@ -45,10 +46,26 @@ def test_files_are_streamed_from_storage_with_conditional_requests(served):
     assert visitor.get(f"/api/jobs/{job['id']}/result").get_json() == store.load_result(job["id"])
 
 
+def test_a_file_asked_for_before_the_background_made_it_is_made_on_the_spot(served, monkeypatch):
+    app, store = served
+    monkeypatch.setattr(app.extensions[PREPARER], "schedule", lambda job_ids: None)  # no background
+    visitor = Visitor(app)
+    sent = png(40, 30)
+    (job,) = visitor.upload(sent)
+    assert store.read(job["id"], JobFile.UPLOAD) == sent  # the upload, as received
+    assert not store.exists(job["id"], JobFile.ORIGINAL) and not store.exists(job["id"], JobFile.THUMBNAIL)
+    thumbnail = visitor.get(job["urls"]["thumbnail"])
+    assert thumbnail.status_code == 200 and thumbnail.data == store.read(job["id"], JobFile.THUMBNAIL)
+    image = visitor.get(job["urls"]["image"])
+    assert image.status_code == 200 and image.data == store.read(job["id"], JobFile.ORIGINAL)
+    assert not store.exists(job["id"], JobFile.UPLOAD)  # replaced by the two
+
+
 def test_a_file_missing_from_storage_is_a_clear_404(served):
     app, store = served
     visitor = Visitor(app)
     (job,) = visitor.upload(png())
+    app.extensions[PREPARER].ensure(job["id"])  # the upload became its original and thumbnail
     store.remove(job["id"], JobFile.THUMBNAIL)
     response = visitor.get(job["urls"]["thumbnail"])
     assert response.status_code == 404

@@ -14,6 +14,7 @@ from backend.storage.db import session_scope
 from backend.storage.files import JobFile, LocalFileStore
 from backend.storage.models import Job
 from backend.web import create_app
+from backend.web.preparing import EXTENSION as PREPARER
 
 
 def job_rows(app) -> int:
@@ -31,7 +32,7 @@ def assert_nothing_stored(app, settings):
     assert files_on_disk(settings) == []
 
 
-def test_upload_stores_originals_thumbnails_and_rows_then_submits(app, settings, visitor, queue):
+def test_upload_stores_rows_then_submits_and_originals_and_thumbnails_follow(app, settings, visitor, queue):
     jpeg = png(640, 480, (10, 120, 200), fmt="JPEG", quality=95)
     jobs = visitor.upload((jpeg, "holiday.jpg"), (png(50, 40), "b.png"))
     assert [j["filename"] for j in jobs] == ["holiday.jpg", "b.png"]
@@ -42,6 +43,8 @@ def test_upload_stores_originals_thumbnails_and_rows_then_submits(app, settings,
     assert queue.submitted == [[j["id"] for j in jobs]]
     data = LocalFileStore(settings.data_dir)
     for job in jobs:
+        app.extensions[PREPARER].ensure(job["id"])  # made in the background after the answer
+        assert not data.exists(job["id"], JobFile.UPLOAD)  # replaced by the original and thumbnail
         with Image.open(data.path(job["id"], JobFile.ORIGINAL)) as original:
             assert original.format == "PNG" and original.mode == "RGB"
             assert original.size == (job["width"], job["height"])
@@ -67,6 +70,7 @@ def test_one_request_queues_its_images_in_upload_order(app, visitor, queue):
 
 def test_file_names_are_display_only(app, settings, visitor):
     (job,) = visitor.upload((png(), "../../etc/passwd\x00.png"))
+    app.extensions[PREPARER].ensure(job["id"])
     assert job["filename"] == "passwd.png"
     assert files_on_disk(settings) == sorted(
         [job["id"], f"{job['id']}/original.png", f"{job['id']}/thumbnail.jpg"]
@@ -160,17 +164,17 @@ def test_a_request_without_images(app, settings, visitor):
 
 def test_a_storage_failure_midway_leaves_nothing(app, settings, visitor, queue, monkeypatch):
     calls = {"n": 0}
-    original = LocalFileStore.save_original
+    save_upload = LocalFileStore.save_upload
 
-    def flaky(self, job_id, img):
+    def flaky(self, job_id, data):
         calls["n"] += 1
         if calls["n"] == 2:
             self.job_dir(job_id).mkdir(parents=True)
-            (self.job_dir(job_id) / "original.png").write_bytes(b"half")
+            (self.job_dir(job_id) / "upload.bin").write_bytes(b"half")
             raise OSError(28, "No space left on device")
-        return original(self, job_id, img)
+        return save_upload(self, job_id, data)
 
-    monkeypatch.setattr(LocalFileStore, "save_original", flaky)
+    monkeypatch.setattr(LocalFileStore, "save_upload", flaky)
     response = visitor.post(
         "/api/jobs",
         data={"image": [(io.BytesIO(png()), "a.png"), (io.BytesIO(png()), "b.png")]},
@@ -188,8 +192,11 @@ def test_jobs_stay_queued_when_the_queue_is_unreachable(app, visitor, queue):
     assert visitor.get(f"/api/jobs/{job['id']}").get_json()["state"] == "queued"
 
 
-def _stored(settings, job) -> Image.Image:
-    with Image.open(LocalFileStore(settings.data_dir).path(job["id"], JobFile.ORIGINAL)) as img:
+def _stored(visitor, job) -> Image.Image:
+    """The job's original as the API serves it (made from the upload by then: in the background or on the spot)."""
+    response = visitor.get(job["urls"]["image"])
+    assert response.status_code == 200 and response.mimetype == "image/png"
+    with Image.open(io.BytesIO(response.data)) as img:
         img.load()
         return img
 
@@ -200,14 +207,14 @@ def _encode(img, fmt, **params) -> bytes:
     return buf.getvalue()
 
 
-def test_exif_orientation_is_applied_before_storing(settings, visitor):
+def test_exif_orientation_is_applied_before_storing(visitor):
     img = Image.new("RGB", (60, 20), (0, 0, 255))
     img.paste((255, 0, 0), (0, 0, 30, 20))
     exif = Image.Exif()
     exif[0x0112] = 6  # rotate 90 degrees clockwise to display
     (job,) = visitor.upload((_encode(img, "JPEG", quality=95, exif=exif.tobytes()), "phone.jpg"))
     assert (job["width"], job["height"]) == (20, 60)
-    stored = _stored(settings, job)
+    stored = _stored(visitor, job)
     assert stored.size == (20, 60)
     red_top = stored.getpixel((10, 5))
     assert red_top[0] > 200 and red_top[2] < 60
@@ -242,10 +249,10 @@ CONVERSIONS = {
 
 
 @pytest.mark.parametrize("kind", list(CONVERSIONS))
-def test_conversions_store_8_bit_rgb(settings, visitor, kind):
+def test_conversions_store_8_bit_rgb(visitor, kind):
     make, pixel = CONVERSIONS[kind]
     (job,) = visitor.upload((make(), "x"))
-    stored = _stored(settings, job)
+    stored = _stored(visitor, job)
     assert stored.mode == "RGB" and stored.size == (12, 10)
     assert all(abs(a - b) <= 2 for a, b in zip(stored.getpixel((6, 5)), pixel, strict=True))
 

@@ -1,7 +1,8 @@
-"""What every file store offers: a job's four files, written whole, read back, removed together.
+"""What every file store offers: a job's files, written whole, read back, removed together.
 
 A job's files, by kind (``JobFile``)::
 
+    upload.bin       the uploaded file's bytes as received (validated); replaced by the next two
     original.png     the upload, normalised to 8-bit RGB, EXIF orientation applied
     thumbnail.jpg    at most THUMBNAIL_SIZE px on the long side
     result.json      the segmentation (docs/ARCHITECTURE.md, "Result contract")
@@ -32,7 +33,7 @@ from .failures import storage_failure
 
 THUMBNAIL_SIZE = 320
 # zlib level 1: a 12 MP photo encodes about twice as fast as at the default level for ~15% more bytes;
-# the upload request waits on this, the storage hardly notices.
+# whoever prepares the original (backend.storage.originals) waits on this, the storage hardly notices.
 PNG_COMPRESS_LEVEL = 1
 _JOB_ID = re.compile(r"^[0-9a-f]{32}$")
 
@@ -40,6 +41,7 @@ _JOB_ID = re.compile(r"^[0-9a-f]{32}$")
 class JobFile(Enum):
     """One of a job's files: its name inside the job's folder and its media type."""
 
+    UPLOAD = ("upload.bin", "application/octet-stream")
     ORIGINAL = ("original.png", "image/png")
     THUMBNAIL = ("thumbnail.jpg", "image/jpeg")
     RESULT = ("result.json", "application/json")
@@ -128,10 +130,16 @@ class FileStore(ABC):
     def _save_image(self, job_id: str, kind: JobFile, img: Image.Image, format: str, **params: Any) -> None:
         self._write(check_job_id(job_id), kind, lambda f: img.save(f, format=format, **params))
 
+    def save_upload(self, job_id: str, data: bytes) -> None:
+        """Write the uploaded file's bytes as received (``backend.storage.originals`` turns them into the
+        original and thumbnail later, off the upload's path)."""
+        self._write(check_job_id(job_id), JobFile.UPLOAD, lambda f: f.write(data))
+
     def save_original(self, job_id: str, img: Image.Image) -> None:
-        """Write the normalised RGB original as PNG and its thumbnail as JPEG."""
-        self._save_image(job_id, JobFile.ORIGINAL, img, "PNG", compress_level=PNG_COMPRESS_LEVEL)
+        """Write the normalised RGB original as PNG and its thumbnail as JPEG, the thumbnail first: a job whose
+        original exists has its thumbnail too."""
         self.save_thumbnail(job_id, img)
+        self._save_image(job_id, JobFile.ORIGINAL, img, "PNG", compress_level=PNG_COMPRESS_LEVEL)
 
     def save_thumbnail(self, job_id: str, img: Image.Image) -> None:
         self._save_image(job_id, JobFile.THUMBNAIL, make_thumbnail(img), "JPEG", quality=85)

@@ -1,0 +1,86 @@
+"""The web process's side of ``backend.storage.originals``: new uploads become their original and thumbnail
+in the background, and a request for one of those files that comes first prepares it on the spot.
+
+``Preparer.schedule(job_ids)`` is called once an upload's jobs are committed; it returns at once and a
+background thread (a greenlet under gevent) prepares them one after another. ``Preparer.ensure(job_id)`` is what
+a file request calls when the file is not there yet. Within this process a job is prepared once: a second
+caller waits for the first (single flight). Both go through the process's ``DecodeGate``, so preparing counts
+against the same decoding budget as uploads, and the encoding runs off the event loop.
+
+Failures are logged, not raised, in the background: the upload stays, and the next reader (a request, the
+worker) prepares it. ``ensure`` raises them to its request.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterable
+
+from flask import current_app
+
+from backend.storage.files import FileStore
+from backend.storage.originals import prepare, stored_limits
+
+from .decoding import DecodeGate
+from .services import app_services
+
+log = logging.getLogger(__name__)
+
+
+class Preparer:
+    """Prepares jobs' originals and thumbnails from their uploads in ``store``, through ``gate``."""
+
+    def __init__(self, store: FileStore, gate: DecodeGate, max_pixels: int):
+        self.store, self.gate = store, gate
+        self.limits = stored_limits(max_pixels)
+        self._lock = threading.Lock()
+        self._running: dict[str, threading.Event] = {}
+
+    def ensure(self, job_id: str) -> None:
+        """Return once the job has no upload left to prepare (prepared here, by another caller, or by another
+        process). Raises ``ImageRejected``, ``DecodeRefused`` and the store's errors."""
+        with self._lock:
+            running = self._running.get(job_id)
+            if running is None:
+                done = self._running[job_id] = threading.Event()
+        if running is not None:
+            running.wait()
+            return
+        try:
+            prepare(self.store, job_id, self.limits, self.gate.run)
+        finally:
+            with self._lock:
+                del self._running[job_id]
+            done.set()
+
+    def schedule(self, job_ids: Iterable[str]) -> None:
+        """Prepare ``job_ids`` in the background, in order."""
+        ids = list(job_ids)
+        if ids:
+            threading.Thread(
+                target=self._prepare_all, args=(ids,), name="prepare-uploads", daemon=True
+            ).start()
+
+    def _prepare_all(self, job_ids: list[str]) -> None:
+        for job_id in job_ids:
+            try:
+                self.ensure(job_id)
+            except Exception:
+                log.warning(
+                    "could not prepare the upload of job %s yet; its next reader will", job_id, exc_info=True
+                )
+
+
+EXTENSION = "maskweb_preparer"
+
+
+def init_preparing(app, gate: DecodeGate) -> Preparer:
+    services = app_services(app)
+    preparer = Preparer(services.files, gate, services.settings.max_pixels)
+    app.extensions[EXTENSION] = preparer
+    return preparer
+
+
+def preparer() -> Preparer:
+    return current_app.extensions[EXTENSION]
