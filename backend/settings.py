@@ -33,6 +33,7 @@
 | ``MASKWEB_OPS_TOKEN`` | ``ops_token`` | unset: ``/readyz`` and ``/metrics`` details only for loopback callers |
 | ``MASKWEB_BATCH_SIZE`` | ``batch_size`` | ``0``: per device, 1 on a CPU, 8 on a GPU (images per model call, across jobs) |
 | ``MASKWEB_BATCH_WAIT_MS`` | ``batch_wait_ms`` | ``5``: how long a model call waits for more jobs' images |
+| ``MASKWEB_WORKER_NICE`` | ``worker_nice`` | ``10``: how much a worker lowers its CPU priority (0 keeps it), so that on a shared machine the web answers first |
 | ``MASKWEB_WEIGHTS_URL`` | ``weights_url`` | unset: ``maskweb weights download`` fetches matterport's release |
 | ``PROMETHEUS_MULTIPROC_DIR`` | ``metrics_multiproc_dir`` | unset; set for several web processes (prometheus_client) |
 
@@ -114,6 +115,7 @@ class Settings:
     ops_token: str | None = None  # bearer token for /readyz and /metrics details (host names, pids, errors)
     batch_size: int = 0  # 0 -> per device (backend.jobs.batching.batch_size_for)
     batch_wait_ms: float = 5
+    worker_nice: int = 10  # added to a worker process's nice value before it loads the model (0: unchanged)
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir).expanduser().resolve()
@@ -171,6 +173,7 @@ class Settings:
             in ("1", "true", "yes", "on"),
             batch_size=_env_int(env, "MASKWEB_BATCH_SIZE", 0),
             batch_wait_ms=_env_float(env, "MASKWEB_BATCH_WAIT_MS", 5),
+            worker_nice=_env_int(env, "MASKWEB_WORKER_NICE", 10),
             weights_url=env.get("MASKWEB_WEIGHTS_URL") or None,
             metrics_multiproc_dir=env.get("PROMETHEUS_MULTIPROC_DIR") or None,
         )

@@ -3,7 +3,8 @@
 ``register(app)`` adds the task ``maskweb.segment_jobs(job_ids)`` to ``app`` and hooks the worker signals:
 
 - ``worker_process_init`` (each pool process, or the solo worker, before it takes any message; for the threads
-  pool, which batches jobs, ``worker_init`` in the worker process): load the ``Segmenter`` once — never per
+  pool, which batches jobs, ``worker_init`` in the worker process): lower the process's CPU priority
+  (``settings.worker_nice``), load the ``Segmenter`` once — never per
   task — for ``batching.worker_batch_size`` images per network call, warm it up (the first job must not pay
   for graph building), wrap it in a ``BatchedSegmenter`` (concurrent jobs share model calls), and start the
   ``Heartbeat`` thread (worker key, job leases, reaper);
@@ -39,8 +40,23 @@ class WorkerState:
     heartbeat = None
 
 
+def lower_priority(increment: int) -> int:
+    """Add ``increment`` to this process's nice value, before the model's threads exist (Linux gives each
+    thread its own, and new threads inherit their creator's). On a machine shared with the web process, the
+    scheduler then serves the web's short requests first and the model takes what is left: a model run is
+    slower only by what the web actually uses, and uploads are not answered at the model's pace. Returns the
+    new nice value; a refused change (a container without the right) is logged and ignored."""
+    try:
+        return os.nice(increment) if increment else os.nice(0)
+    except OSError as exc:
+        log.warning("could not lower the worker's CPU priority by %d: %s", increment, exc)
+        return os.nice(0)
+
+
 def start_process(settings, hostname: str) -> None:
     """Load the model and start the heartbeat for this process. Raises if the model cannot be loaded."""
+    nice = lower_priority(settings.worker_nice)
+    log.info("worker process %d: nice %d", os.getpid(), nice)
     log.info(
         "worker process %d: loading the model (%s, %s)", os.getpid(), settings.model_config, settings.weights
     )
