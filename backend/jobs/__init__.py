@@ -1,8 +1,7 @@
 """The job queue: what the web calls to start and stop work.
 
 - ``submit(settings, job_ids)`` after committing new ``queued`` jobs: hands them to Celery in fair order
-  (a dispatcher round shared with concurrent uploads, ``dispatch.Coalescer``), waiting at most
-  ``SUBMIT_WAIT_S`` for it.
+  (a dispatcher round shared with concurrent uploads, ``dispatch.Coalescer``), without waiting for it.
 - ``queue_positions(settings, job_ids)``: the jobs' positions as of the last dispatcher round (one Redis read).
 - ``cancel(settings, job_id)``: a waiting job is cancelled at once; a running one gets ``cancel_requested`` and
   its worker stops at the next stage boundary (the job then ends ``cancelled``).
@@ -22,24 +21,31 @@ from backend.storage import repo
 from backend.storage.db import session_scope
 from backend.storage.models import Job
 
+from . import dispatch
 from .connections import engine
 from .dispatch import coalescer, pump
 from .dispatch import stored_positions as queue_positions
 from .events import publish_job
 
-__all__ = ["submit", "cancel", "pump", "queue_positions"]
-
-SUBMIT_WAIT_S = 5.0  # after this the upload answers anyway; its jobs are handed out by the running round
+__all__ = ["submit", "cancel", "connect", "pump", "queue_positions"]
 
 
-def submit(settings: Settings, job_ids: list[str]) -> bool:
-    """Queue the committed jobs ``job_ids``: returns True once a dispatcher round that saw them has finished
-    (their positions are then in ``queue_positions``), False after ``SUBMIT_WAIT_S``.
+def submit(settings: Settings, job_ids: list[str], wait_s: float = 0.0) -> bool:
+    """Queue the committed jobs ``job_ids``: starts a dispatcher round that will see them (or asks the running
+    one's successor to) and returns without waiting for it by default, so an upload is answered at once; the
+    round publishes each new job's queue position to its watchers a moment later (a ``job`` event). With
+    ``wait_s`` it waits up to that long for the round to store the positions; returns whether it did.
 
     The jobs are already in the database in state ``queued``, so they are safe even when Redis is down: the
     round fails (logged) and the next successful one hands them out.
     """
-    return coalescer(settings).pump_and_wait(SUBMIT_WAIT_S)
+    return coalescer(settings).pump_and_wait(wait_s)
+
+
+def connect(settings: Settings) -> None:
+    """Open what handing out jobs needs (``dispatch.connect``) ahead of the first upload; a web process calls it
+    once at start, in the background. Raises what connecting raises."""
+    dispatch.connect(settings)
 
 
 def cancel(settings: Settings, job_or_id) -> object | None:

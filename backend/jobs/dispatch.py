@@ -31,6 +31,7 @@ from backend.storage.queue_order import active_entries, pick, positions_of
 
 from .celery_app import QUEUE, TASK_NAME, celery_for
 from .connections import engine, redis_client
+from .events import emitter as events_emitter
 from .events import publish_job
 
 log = logging.getLogger(__name__)
@@ -69,20 +70,35 @@ def _hand_out(settings: Settings) -> tuple[list[tuple[str, str]], dict[str, int]
 
 
 def _send(settings: Settings, picked: list[tuple[str, str]]) -> None:
-    """Publish one Celery message per job. A job whose message cannot be sent goes back to waiting."""
+    """Publish one Celery message per job, all through one producer (one connection taken from the pool for
+    the round). A job whose message cannot be sent goes back to waiting."""
     app = celery_for(settings)
-    for job_id, task_id in picked:
-        try:
-            # One job per message today; the task takes a list so a worker can later run a model batch.
-            app.send_task(TASK_NAME, args=[[job_id]], task_id=task_id, queue=QUEUE)
-        except Exception:
-            log.exception("could not send job %s to the queue; it stays waiting", job_id)
-            with session_scope(engine(settings)) as session:
-                session.execute(
-                    update(Job)
-                    .where(Job.id == job_id, Job.state == QUEUED, Job.celery_task_id == task_id)
-                    .values(dispatched_at=None, celery_task_id=None)
-                )
+    unsent = list(picked)
+    try:
+        with app.producer_or_acquire() as producer:
+            while unsent:
+                job_id, task_id = unsent[0]
+                try:
+                    # One job per message: a worker batches jobs from several messages into one model call.
+                    app.send_task(TASK_NAME, args=[[job_id]], task_id=task_id, queue=QUEUE, producer=producer)
+                except Exception:
+                    log.exception("could not send job %s to the queue; it stays waiting", job_id)
+                    _unsend(settings, job_id, task_id)
+                unsent.pop(0)
+    except Exception:  # no connection to the broker at all
+        log.exception("could not reach the queue; %d jobs stay waiting", len(unsent))
+        for job_id, task_id in unsent:
+            _unsend(settings, job_id, task_id)
+
+
+def _unsend(settings: Settings, job_id: str, task_id: str) -> None:
+    """Put a job whose message was not sent back among the waiting (the next round hands it out again)."""
+    with session_scope(engine(settings)) as session:
+        session.execute(
+            update(Job)
+            .where(Job.id == job_id, Job.state == QUEUED, Job.celery_task_id == task_id)
+            .values(dispatched_at=None, celery_task_id=None)
+        )
 
 
 def worth_publishing(new: int, published: int | None) -> bool:
@@ -160,6 +176,20 @@ def pump(settings: Settings, positions_stored: Callable[[], None] | None = None)
             lock.release()
         except Exception:  # expired while we worked: another pump may run now, which is harmless
             log.debug("dispatcher lock had expired", exc_info=True)
+
+
+def connect(settings: Settings) -> None:
+    """Make the connections and objects a round uses (the Celery app and a broker connection, the Socket.IO
+    emitter, the Redis client and the database engine) now, instead of in the first round: building them imports
+    and connects for most of a second, which a web process's first uploads would otherwise wait out with the
+    event loop blocked. Raises what connecting raises."""
+    redis_client(settings).ping()
+    app = celery_for(settings)
+    with app.producer_or_acquire() as producer:
+        producer.connection.ensure_connection(max_retries=1)
+    events_emitter(settings)
+    with session_scope(engine(settings)) as session:
+        active_entries(session)
 
 
 class Coalescer:

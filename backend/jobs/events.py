@@ -36,6 +36,11 @@ def _emitter(redis_url: str):
         return emitter
 
 
+def emitter(settings: Settings):
+    """The process's write-only Socket.IO emitter for ``settings.redis_url`` (made on first use)."""
+    return _emitter(settings.redis_url)
+
+
 def publish(settings: Settings, job_id: str, payload: dict) -> None:
     """Emit ``payload`` as event ``job`` to room ``job:<job_id>``, stamped ``emitted_at`` (UNIX seconds: how
     ``make load`` measures delivery latency). A failure is logged, never raised: a lost event costs only

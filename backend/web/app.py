@@ -9,6 +9,9 @@ blueprints share with this factory lives in ``services``.
 
 from __future__ import annotations
 
+import logging
+import threading
+
 from flask import Flask
 
 from backend import jobs
@@ -25,6 +28,8 @@ from .identity import caller_key, init_identity
 from .limits import init_limiter
 from .preparing import init_preparing
 from .services import Canceller, Submitter, WebServices, init_services
+
+log = logging.getLogger(__name__)
 
 
 def create_app(
@@ -70,4 +75,14 @@ def create_app(
     init_limiter(app, caller_key)
     init_preparing(app, init_decoding(app))
     sockets.init_socketio(app)
+    if submit is None and settings.redis_url:
+        threading.Thread(target=_connect_queue, args=(settings,), name="connect-queue", daemon=True).start()
     return app
+
+
+def _connect_queue(settings: Settings) -> None:
+    """The job queue's connections, made before the first upload needs them (``backend.jobs.connect``)."""
+    try:
+        jobs.connect(settings)
+    except Exception:
+        log.warning("could not connect to the job queue yet; the first upload will", exc_info=True)

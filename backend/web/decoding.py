@@ -9,9 +9,10 @@ An upload's images are decoded (and their files written) one at a time per reque
 - At most ``slots`` decodes run at once and their costs together stay within ``budget_bytes``. A decode that
   finds no room waits up to ``wait_s`` seconds, then gets ``DecodeRefused`` (503 ``decoder_busy``, with
   ``retry_after_s``).
-- Under gevent the work runs on gevent's pool of real threads (Pillow, zlib and fsync release the GIL), so the
-  event loop keeps serving websockets and other requests meanwhile; in a threaded server it runs in the
-  request's own thread.
+- Under gevent the work of a large image runs on gevent's pool of real threads (Pillow, zlib and fsync release
+  the GIL), so the event loop keeps serving websockets and other requests meanwhile; a small one (cost up to
+  ``INLINE_COST_BYTES``) runs on the event loop, which is faster than the hand-over. In a threaded server the
+  work runs in the request's own thread.
 """
 
 from __future__ import annotations
@@ -30,6 +31,10 @@ from .services import app_services
 
 T = TypeVar("T")
 BUSY_RETRY_S = 5
+# Decodes up to this cost (about a quarter megapixel of RGB) run on the event loop itself: a few milliseconds.
+# Handing them to a thread costs more than that under load, since every syscall of the work (open, write,
+# fsync, rename) has to win the GIL back from the busy event loop, up to a switch interval (5 ms) each time.
+INLINE_COST_BYTES = 1 << 20
 
 
 class DecodeRefused(Exception):
@@ -92,7 +97,7 @@ class DecodeGate:
             self._reserved += cost
             self.peak_reserved = max(self.peak_reserved, self._reserved)
         try:
-            return offload(work)
+            return offload(work) if cost > INLINE_COST_BYTES else work()
         finally:
             with self._cond:
                 self._running -= 1

@@ -52,6 +52,12 @@ def test_picker_drop_and_paste_each_make_a_card_in_the_queue(context, web_app, p
     cards = page.get_by_test_id("job-card")
     titles = sorted(cards.nth(i).locator(".card-title").inner_text() for i in range(cards.count()))
     assert titles == sorted([p.name for p in inputs] + ["dropped.png", "pasted.png"])
+    # each card shows its queue position once the dispatcher's round publishes it (the upload answers first)
+    page.wait_for_function(
+        """n => [...document.querySelectorAll('[data-testid=job-card] .stage')]
+                 .filter(s => /^Number \\d+ in the queue$/.test(s.textContent.trim())).length === n""",
+        arg=expected,
+    )
     positions = []
     for i in range(expected):
         card = cards.nth(i)

@@ -149,6 +149,16 @@ class User:
                 raise TimeoutError(f"job {job_id} still {job['state']} after {timeout_s}s: {job}")
             time.sleep(0.2)
 
+    def queue_position(self, job_id: str, timeout_s: float = 30) -> int:
+        """The job's queue position once a dispatcher round has seen it (an upload is answered before that):
+        from the subscribe answer, or the ``job`` event the round publishes."""
+        with self.socket() as watcher:
+            position = watcher.subscribe({"job_id": job_id})["job"]["queue_position"]
+            if position is not None:
+                return position
+            events = watcher.until(job_id, lambda e: e["queue_position"] is not None, timeout_s)
+            return next(e["queue_position"] for e in events if e["queue_position"] is not None)
+
     def socket_auth(self) -> tuple[dict, dict]:
         """(headers, auth) identifying this user on a Socket.IO connection."""
         if self.token:

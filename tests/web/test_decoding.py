@@ -94,3 +94,17 @@ def test_16_bit_greyscale_converts_without_float64_copies():
     assert rgb.getpixel((0, 0)) == (195, 195, 195)
     # one 8-bit plane (1 byte per pixel) and a strip of working space; a float64 copy alone is 8 bytes per pixel
     assert peak < width * height * 2, peak
+
+
+def test_under_gevent_only_large_decodes_leave_the_event_loop(monkeypatch):
+    """A small image's work runs on the event loop (a thread hand-over costs more than it under load); a large
+    one goes to gevent's thread pool so the loop keeps serving."""
+    from backend.web import decoding
+
+    offloaded = []
+    monkeypatch.setattr(decoding, "offload", lambda work: offloaded.append(work) or work())
+    gate = decoding.DecodeGate(budget_bytes=1 << 30, slots=2, wait_s=0)
+    here = threading.get_ident()
+    assert gate.run(decoding.INLINE_COST_BYTES, threading.get_ident) == here and offloaded == []
+    gate.run(decoding.INLINE_COST_BYTES + 1, lambda: None)
+    assert len(offloaded) == 1

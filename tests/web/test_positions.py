@@ -23,7 +23,10 @@ from backend.web import create_app
 
 @pytest.fixture
 def dispatching_app(redis_settings):
-    app = create_app(redis_settings, submit=jobs.submit, cancel=lambda *_: None)
+    # the app's submit answers without waiting for the round; these tests read the positions in the answer
+    app = create_app(
+        redis_settings, submit=lambda s, ids: jobs.submit(s, ids, wait_s=30), cancel=lambda *_: None
+    )
     yield app
 
 
