@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from backend.atomic import atomic_write, atomic_write_bytes, atomic_write_text
+from backend.atomic import atomic_write, atomic_write_bytes, atomic_write_many, atomic_write_text
 
 
 def test_writes_creates_parents_and_replaces(tmp_path):
@@ -83,3 +83,41 @@ def test_nothing_is_world_writable_even_under_a_zero_umask(tmp_path):
     for path in [*tmp_path.rglob("*")]:
         assert not stat.S_IMODE(path.stat().st_mode) & stat.S_IWOTH, path
     assert stat.S_IMODE((tmp_path / "jobs").stat().st_mode) == 0o755
+
+
+def test_several_files_are_written_with_their_flushes_grouped(tmp_path, monkeypatch):
+    """atomic_write_many: every file's data is fsynced before any rename, then each folder it touched (the new
+    folders' parent, each file's folder) is fsynced once."""
+    calls: list[tuple[str, str]] = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd):
+        kind = "dir" if stat.S_ISDIR(os.fstat(fd).st_mode) else "file"
+        calls.append(("fsync", kind if kind == "file" else os.readlink(f"/proc/self/fd/{fd}")))
+        real_fsync(fd)
+
+    def replace(src, dst):
+        calls.append(("replace", str(dst)))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    jobs = tmp_path / "jobs"
+    files = [(jobs / name / "upload.bin", lambda f, n=name: f.write(n.encode())) for name in ("a", "b", "c")]
+    atomic_write_many(files)
+    assert [(jobs / n / "upload.bin").read_bytes() for n in "abc"] == [b"a", b"b", b"c"]
+    assert calls[:3] == [("fsync", "file")] * 3
+    assert calls[3:6] == [("replace", str(jobs / n / "upload.bin")) for n in "abc"]
+    assert sorted(calls[6:]) == sorted(
+        ("fsync", str(p)) for p in (tmp_path, jobs, jobs / "a", jobs / "b", jobs / "c")
+    )
+
+
+def test_a_failed_file_among_several_leaves_no_temp_file(tmp_path):
+    def fail(f):
+        f.write(b"half")
+        raise OSError(28, "No space left on device")
+
+    with pytest.raises(OSError, match="No space"):
+        atomic_write_many([(tmp_path / "a" / "x", lambda f: f.write(b"x")), (tmp_path / "b" / "y", fail)])
+    assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == []

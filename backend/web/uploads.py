@@ -4,11 +4,12 @@
    in the request is refused before any image is decoded; then the user's quotas and the disk margin
    (``quotas.check_quotas``).
 2. Each file is then decoded in full (``backend.segmentation.images.load_image``: a truncated or corrupt file is
-   refused here, with the rest of the request) and its bytes written as received under a fresh job id
-   (``JobFile.UPLOAD``), one at a time (memory holds one decoded image), through the web process's
-   ``decoding.DecodeGate``: its memory cost, estimated from the header (``decode_cost``), must fit the
-   decoding budget, and it waits for a free decoder (off the event loop under gevent).
-3. The job rows are committed together.
+   refused here, with the rest of the request), one at a time (memory holds one decoded image), through the
+   web process's ``decoding.DecodeGate``: its memory cost, estimated from the header (``decode_cost``), must
+   fit the decoding budget, and it waits for a free decoder (off the event loop under gevent).
+3. The files' bytes are written as received under fresh job ids (``JobFile.UPLOAD``), in one grouped write
+   (``FileStore.save_uploads``: the local store flushes them to disk together), and the job rows are
+   committed together.
 
 Encoding the normalised original and thumbnail is not part of the request (a 12 MP photo takes about a second
 to encode as PNG, ten times its decode): ``backend.storage.originals`` does it afterwards, in the background or
@@ -39,7 +40,7 @@ from backend.segmentation.images import (
 from backend.storage.files import FileStore
 from backend.storage.models import QUEUED, WAITING, Job, new_id, utcnow
 
-from .decoding import DecodeGate, DecodeRefused
+from .decoding import DecodeGate, DecodeRefused, offload
 from .quotas import QuotaExceeded, Quotas, check_quotas
 
 MAX_FILES_PER_REQUEST = 100
@@ -102,14 +103,12 @@ def _reject(exc: ImageRejected, name: str, index: int, count: int) -> UploadReje
     return UploadRejected(exc.http_status, exc.code, _naming(name, index, count, exc.message), name, index)
 
 
-def _decoder(store: FileStore, job_id: str, data: bytes, limits: ImageLimits):
-    """The work of one file: decode it (the check that it is whole), write its bytes; returns the normalised
+def _decoder(data: bytes, limits: ImageLimits):
+    """The work of one file: decode it in full (the check that it is whole); returns the normalised
     (width, height), EXIF orientation applied."""
 
     def work() -> tuple[int, int]:
-        size = load_image(data, limits).size
-        store.save_upload(job_id, data)
-        return size
+        return load_image(data, limits).size
 
     return work
 
@@ -181,7 +180,7 @@ def ingest(
             jobs.append(job)  # before writing, so a half-written job is cleaned up too
             upload.stream.seek(0)
             try:
-                job.width, job.height = gate.run(cost, _decoder(store, job.id, upload.stream.read(), limits))
+                job.width, job.height = gate.run(cost, _decoder(upload.stream.read(), limits))
             except ImageRejected as exc:
                 raise _reject(exc, name, index, len(files)) from None
             except DecodeRefused as exc:
@@ -193,6 +192,10 @@ def ingest(
                     index,
                     **exc.extra,
                 ) from None
+        for upload in files:
+            upload.stream.seek(0)
+        # One write for the request's files, its flushes to disk grouped; off the event loop under gevent.
+        offload(lambda: store.save_uploads([(job.id, f.stream) for job, f in zip(jobs, files, strict=True)]))
         # Creation times are stamped just before the commit, a microsecond apart: the fair queue order sorts a
         # user's jobs by (created_at, id), so this keeps the upload order (not the random ids'), and a request
         # that took long to decode does not jump ahead of one committed while it was decoding.

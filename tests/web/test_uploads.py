@@ -163,18 +163,14 @@ def test_a_request_without_images(app, settings, visitor):
 
 
 def test_a_storage_failure_midway_leaves_nothing(app, settings, visitor, queue, monkeypatch):
-    calls = {"n": 0}
-    save_upload = LocalFileStore.save_upload
+    def full_disk_at_the_second(self, uploads):
+        (first, stream), (second, _) = uploads[:2]
+        self.save_upload(first, stream.read())  # the first one written whole
+        self.job_dir(second).mkdir(parents=True)
+        (self.job_dir(second) / "upload.bin").write_bytes(b"half")
+        raise OSError(28, "No space left on device")
 
-    def flaky(self, job_id, data):
-        calls["n"] += 1
-        if calls["n"] == 2:
-            self.job_dir(job_id).mkdir(parents=True)
-            (self.job_dir(job_id) / "upload.bin").write_bytes(b"half")
-            raise OSError(28, "No space left on device")
-        return save_upload(self, job_id, data)
-
-    monkeypatch.setattr(LocalFileStore, "save_upload", flaky)
+    monkeypatch.setattr(LocalFileStore, "save_uploads", full_disk_at_the_second)
     response = visitor.post(
         "/api/jobs",
         data={"image": [(io.BytesIO(png()), "a.png"), (io.BytesIO(png()), "b.png")]},

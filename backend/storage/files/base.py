@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -134,6 +135,13 @@ class FileStore(ABC):
         """Write the uploaded file's bytes as received (``backend.storage.originals`` turns them into the
         original and thumbnail later, off the upload's path)."""
         self._write(check_job_id(job_id), JobFile.UPLOAD, lambda f: f.write(data))
+
+    def save_uploads(self, uploads: list[tuple[str, BinaryIO]]) -> None:
+        """``save_upload`` for several jobs, ``(job_id, stream)`` each, read from the stream's current position
+        to its end; a store may group the writes (the local one groups the flushes to disk). On an error some
+        may be written: the caller removes those jobs' files."""
+        for job_id, stream in uploads:
+            self._write(check_job_id(job_id), JobFile.UPLOAD, lambda f, s=stream: shutil.copyfileobj(s, f))
 
     def save_original(self, job_id: str, img: Image.Image) -> None:
         """Write the normalised RGB original as PNG and its thumbnail as JPEG, the thumbnail first: a job whose

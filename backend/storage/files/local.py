@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
-from backend.atomic import atomic_write
+from backend.atomic import atomic_write, atomic_write_many
 
 from .base import FileStore, JobFile, StoredFile, check_job_id, is_job_id
 
@@ -50,6 +50,17 @@ class LocalFileStore(FileStore):
 
     def _write(self, job_id: str, kind: JobFile, write: Callable[[BinaryIO], object]) -> None:
         atomic_write(self.path(job_id, kind), write)
+
+    def save_uploads(self, uploads: list[tuple[str, BinaryIO]]) -> None:
+        atomic_write_many(
+            [
+                (
+                    self.path(check_job_id(job_id), JobFile.UPLOAD),
+                    lambda f, s=stream: shutil.copyfileobj(s, f),
+                )
+                for job_id, stream in uploads
+            ]
+        )
 
     def open(self, job_id: str, kind: JobFile) -> StoredFile | None:
         try:
