@@ -184,10 +184,8 @@ def create_jobs():
     if svc.metrics:
         svc.metrics.uploaded(len(jobs))
     preparer().schedule(job.id for job in jobs)
-    svc.enqueue([job.id for job in jobs])
-    for job in jobs:
-        db.refresh(job)
-    positions = positions_for(db, svc.settings, jobs)
+    svc.enqueue([job.id for job in jobs])  # starts a dispatcher round; the answer does not wait for it
+    positions = positions_for(db, svc.settings, jobs)  # so usually none yet: the round publishes them
     return jsonify({"jobs": [job.as_dict(positions.get(job.id)) for job in jobs]}), 202
 
 
