@@ -39,7 +39,8 @@ log = logging.getLogger(__name__)
 LOCK_KEY = "maskweb:dispatch:lock"
 POSITIONS_KEY = "maskweb:dispatch:positions"  # {job_id: position} of every queued job, as of the last round
 PUBLISHED_KEY = "maskweb:dispatch:published"  # {job_id: the position its watchers were last told}
-MAX_PICKS_PER_ROUND = 200  # bounds a round's time; workers take jobs far slower than a round hands them out
+MAX_PICKS_PER_ROUND = 50  # bounds a round's time (about 2 ms a job: its UPDATE and its Celery message); every
+# finished job starts another round, so workers are handed work faster than they take it
 EXACT_POSITIONS = 100  # positions up to this one are published on every change
 LOCK_TIMEOUT_S = 60
 LOCK_WAIT_S = 30
@@ -156,9 +157,15 @@ def pump(settings: Settings, positions_stored: Callable[[], None] | None = None)
     """Hand waiting jobs to Celery in fair order, then publish moved queue positions.
 
     ``positions_stored`` is called as soon as the new positions are readable (before the Celery messages and
-    the events go out: an upload waiting for its positions need not wait for those). Returns ``{job_id: queue position}`` of every queued job after the run. Raises redis errors when Redis is
-    unreachable (the jobs stay waiting in the database and the next pump hands them out).
+    the events go out: an upload waiting for its positions need not wait for those). Returns ``{job_id: queue
+    position}`` of every queued job after the run. Raises redis errors when Redis is unreachable (the jobs stay
+    waiting in the database and the next pump hands them out).
     """
+    return _round(settings, positions_stored)[0]
+
+
+def _round(settings: Settings, positions_stored: Callable[[], None] | None) -> tuple[dict[str, int], bool]:
+    """``pump``'s work; also says whether the round handed out its most (more may be waiting to go)."""
     lock = redis_client(settings).lock(LOCK_KEY, timeout=LOCK_TIMEOUT_S, blocking_timeout=LOCK_WAIT_S)
     if not lock.acquire():
         raise TimeoutError(f"the dispatcher lock {LOCK_KEY} stayed taken for {LOCK_WAIT_S}s")
@@ -170,7 +177,7 @@ def pump(settings: Settings, positions_stored: Callable[[], None] | None = None)
         if picked:
             _send(settings, picked)
         _publish_news(settings, positions, news)
-        return positions
+        return positions, len(picked) >= MAX_PICKS_PER_ROUND
     finally:
         try:
             lock.release()
@@ -232,10 +239,14 @@ class Coalescer:
                     self._cond.notify_all()
 
             try:
-                pump(self.settings, positions_stored=served)
+                _, full = _round(self.settings, positions_stored=served)
             except Exception:
                 log.exception("dispatcher round failed; the jobs stay waiting in the database")
+                full = False
             served()
+            if full:  # the round handed out its most: another one, for the jobs still waiting to go
+                with self._cond:
+                    self._requested += 1
 
 
 _coalescers: dict[tuple[str | None, str], Coalescer] = {}

@@ -5,8 +5,12 @@ from __future__ import annotations
 
 import threading
 
+from test_positions import _queue
+
 from backend import jobs
-from backend.jobs import celery_app, dispatch, events
+from backend.jobs import celery_app, connections, dispatch, events
+from backend.storage.db import session_scope
+from backend.storage.models import Job
 
 
 def test_submit_answers_at_once_and_the_round_follows(redis_settings, monkeypatch):
@@ -17,9 +21,9 @@ def test_submit_answers_at_once_and_the_round_follows(redis_settings, monkeypatc
         release.wait(30)
         positions_stored()
         finished.set()
-        return {}
+        return {}, False
 
-    monkeypatch.setattr(dispatch, "pump", slow_round)
+    monkeypatch.setattr(dispatch, "_round", slow_round)
     assert jobs.submit(redis_settings, ["a" * 32]) is False  # answered while the round is still running
     assert started.wait(10) and not finished.is_set()
     release.set()
@@ -32,3 +36,21 @@ def test_connect_makes_the_rounds_connections_ahead(redis_settings):
     key = (redis_settings.redis_url, redis_settings.job_time_limit)
     assert key in celery_app._apps and redis_settings.redis_url in events._emitters
     assert celery_app.celery_for(redis_settings) is celery_app._apps[key]  # the first round reuses it
+
+
+def test_a_round_that_handed_out_its_most_is_followed_by_another(redis_settings, monkeypatch):
+    _queue(redis_settings, users=dispatch.MAX_PICKS_PER_ROUND + 20, per_user=1)
+    real_round, fills, done = dispatch._round, [], threading.Event()
+
+    def recorded(settings, positions_stored=None):
+        positions, full = real_round(settings, positions_stored)
+        fills.append(full)
+        if not full:
+            done.set()
+        return positions, full
+
+    monkeypatch.setattr(dispatch, "_round", recorded)
+    jobs.submit(redis_settings, [])
+    assert done.wait(30) and fills == [True, False]  # the second round, unasked, handed out the other 20
+    with session_scope(connections.engine(redis_settings)) as db:
+        assert db.query(Job).filter(Job.dispatched_at.is_(None)).count() == 0
