@@ -35,6 +35,7 @@ BUSY_RETRY_S = 5
 # Handing them to a thread costs more than that under load, since every syscall of the work (open, write,
 # fsync, rename) has to win the GIL back from the busy event loop, up to a switch interval (5 ms) each time.
 INLINE_COST_BYTES = 1 << 20
+BACKGROUND_WAIT_FACTOR = 6  # background work waits this many times a request's wait for room, then gives up
 
 
 class DecodeRefused(Exception):
@@ -67,13 +68,22 @@ class DecodeGate:
         self._cond = threading.Condition()
         self._running = 0
         self._reserved = 0
+        self._requests_waiting = 0
+        self._background_running = 0
         self.peak_reserved = 0  # the most bytes reserved at once (for tests and the load report)
 
     def _fits(self, cost: int) -> bool:
         return self._running < self.slots and self._reserved + cost <= self.budget_bytes
 
-    def run(self, cost: int, work: Callable[[], T]) -> T:
-        """Run ``work`` once ``cost`` bytes and a slot are free; raises DecodeRefused (see module docstring)."""
+    def _fits_background(self, cost: int) -> bool:
+        return self._requests_waiting == 0 and self._background_running == 0 and self._fits(cost)
+
+    def run(self, cost: int, work: Callable[[], T], background: bool = False) -> T:
+        """Run ``work`` once ``cost`` bytes and a slot are free; raises DecodeRefused (see module docstring).
+
+        ``background`` work (what no request waits for) yields to requests: it takes one slot at most, starts
+        only while no request is waiting for room, waits up to ``BACKGROUND_WAIT_FACTOR`` times ``wait_s``,
+        and always runs off the event loop, whatever its cost."""
         if cost > self.budget_bytes:
             raise DecodeRefused(
                 413,
@@ -85,7 +95,17 @@ class DecodeGate:
                 limit_bytes=self.budget_bytes,
             )
         with self._cond:
-            if not self._cond.wait_for(lambda: self._fits(cost), self.wait_s):
+            if background:
+                fits = self._cond.wait_for(
+                    lambda: self._fits_background(cost), self.wait_s * BACKGROUND_WAIT_FACTOR
+                )
+            else:
+                self._requests_waiting += 1
+                try:
+                    fits = self._cond.wait_for(lambda: self._fits(cost), self.wait_s)
+                finally:
+                    self._requests_waiting -= 1
+            if not fits:
                 raise DecodeRefused(
                     503,
                     "decoder_busy",
@@ -94,13 +114,15 @@ class DecodeGate:
                     retry_after_s=BUSY_RETRY_S,
                 )
             self._running += 1
+            self._background_running += background
             self._reserved += cost
             self.peak_reserved = max(self.peak_reserved, self._reserved)
         try:
-            return offload(work) if cost > INLINE_COST_BYTES else work()
+            return offload(work) if background or cost > INLINE_COST_BYTES else work()
         finally:
             with self._cond:
                 self._running -= 1
+                self._background_running -= background
                 self._reserved -= cost
                 self._cond.notify_all()
 

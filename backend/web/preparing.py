@@ -5,7 +5,8 @@ in the background, and a request for one of those files that comes first prepare
 background thread (a greenlet under gevent) prepares them one after another. ``Preparer.ensure(job_id)`` is what
 a file request calls when the file is not there yet. Within this process a job is prepared once: a second
 caller waits for the first (single flight). Both go through the process's ``DecodeGate``, so preparing counts
-against the same decoding budget as uploads, and the encoding runs off the event loop.
+against the same decoding budget as uploads, and the encoding always runs off the event loop (on gevent's
+thread pool), so a burst of uploads is not answered at the encoder's pace.
 
 Failures are logged, not raised, in the background: the upload stays, and the next reader (a request, the
 worker) prepares it. ``ensure`` raises them to its request.
@@ -48,11 +49,15 @@ class Preparer:
             running.wait()
             return
         try:
-            prepare(self.store, job_id, self.limits, self.gate.run)
+            prepare(self.store, job_id, self.limits, self._admit)
         finally:
             with self._lock:
                 del self._running[job_id]
             done.set()
+
+    def _admit(self, cost: int, work):
+        # Encoding is the slow part (a 12 MP PNG: about a second): never on the event loop, even for a small image.
+        return self.gate.run(cost, work, background=True)
 
     def schedule(self, job_ids: Iterable[str]) -> None:
         """Prepare ``job_ids`` in the background, in order."""

@@ -108,3 +108,45 @@ def test_under_gevent_only_large_decodes_leave_the_event_loop(monkeypatch):
     assert gate.run(decoding.INLINE_COST_BYTES, threading.get_ident) == here and offloaded == []
     gate.run(decoding.INLINE_COST_BYTES + 1, lambda: None)
     assert len(offloaded) == 1
+
+
+def test_background_work_yields_to_requests():
+    """The preparer's encodes (background) take one slot at most and start only while no request waits."""
+    from backend.web.decoding import DecodeGate
+
+    gate = DecodeGate(budget_bytes=1 << 30, slots=2, wait_s=10)
+    order, gates = [], {name: threading.Event() for name in ("bg1", "bg2", "req1", "req2")}
+
+    def job(name):
+        def work():
+            with gate._cond:
+                order.append(name)
+                gate._cond.notify_all()
+            gates[name].wait(10)
+
+        return work
+
+    def start(name, background):
+        t = threading.Thread(target=gate.run, args=(1, job(name)), kwargs={"background": background})
+        t.start()
+        return t
+
+    def until(predicate):
+        with gate._cond:
+            assert gate._cond.wait_for(predicate, 10)
+
+    threads = [start("bg1", True)]
+    until(lambda: order == ["bg1"])
+    threads.append(start("bg2", True))  # a second background job waits: one slot at most
+    threads.append(start("req1", False))  # a request takes the other slot at once
+    until(lambda: order == ["bg1", "req1"])
+    threads.append(start("req2", False))  # no slot: the request waits ...
+    until(lambda: gate._requests_waiting == 1)
+    gates["bg1"].set()  # ... and gets bg1's slot before bg2
+    until(lambda: order == ["bg1", "req1", "req2"])
+    gates["req1"].set()
+    until(lambda: order == ["bg1", "req1", "req2", "bg2"])
+    for event in gates.values():
+        event.set()
+    for t in threads:
+        t.join(10)
