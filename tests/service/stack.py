@@ -149,6 +149,12 @@ class User:
                 raise TimeoutError(f"job {job_id} still {job['state']} after {timeout_s}s: {job}")
             time.sleep(0.2)
 
+    def prepared(self, job: dict) -> None:
+        """Return once the job's upload has become its original.png (what the web does in the background after
+        answering: asking for the image makes it now, or waits for the background)."""
+        response = self.get(job["urls"]["image"])
+        assert response.status_code == 200, response.text
+
     def queue_position(self, job_id: str, timeout_s: float = 30) -> int:
         """The job's queue position once a dispatcher round has seen it (an upload is answered before that):
         from the subscribe answer, or the ``job`` event the round publishes."""

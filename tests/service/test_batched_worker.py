@@ -32,6 +32,7 @@ def test_jobs_share_a_model_call_and_a_bad_image_fails_alone(batching_stack):
     jobs = user.upload(png_bytes(80, 60, seed=1), png_bytes(64, 48, seed=2), png_bytes(72, 72, seed=3))
     # Break one stored original before any worker runs (as a damaged disk would): its decode fails.
     bad = jobs[1]["id"]
+    user.prepared(jobs[1])
     (stack.settings.data_dir / "jobs" / bad / "original.png").write_bytes(b"\x89PNG\r\n\x1a\n not a png")
     with user.socket() as watcher:
         for job in jobs:

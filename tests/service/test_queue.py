@@ -80,6 +80,7 @@ def test_failing_job_gets_a_clear_reason(stack):
     blocker = user.upload(png_bytes(32, 32))[0]
     user.wait(blocker["id"], states=("running",))
     broken = user.upload(png_bytes(40, 40))[0]
+    user.prepared(broken)
     # the stored original goes bad while the job waits (a disk error, an operator's mistake)
     (stack.settings.data_dir / "jobs" / broken["id"] / "original.png").write_bytes(
         b"\x89PNG\r\n\x1a\n garbage"
