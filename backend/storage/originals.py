@@ -39,11 +39,6 @@ def stored_limits(max_pixels: int) -> ImageLimits:
     return ImageLimits(max_bytes=4 * max_pixels + (1 << 20), max_pixels=max_pixels)
 
 
-def needs_preparing(store: FileStore, job_id: str) -> bool:
-    """Whether the job's upload is still waiting to become its original and thumbnail."""
-    return not store.exists(job_id, JobFile.ORIGINAL) and store.exists(job_id, JobFile.UPLOAD)
-
-
 def prepare(
     store: FileStore, job_id: str, limits: ImageLimits, admit: Admit = _at_once
 ) -> Image.Image | None:

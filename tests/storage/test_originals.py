@@ -13,7 +13,7 @@ from test_files import store as store  # noqa: F401 (the two-store fixture)
 from backend.segmentation.images import ImageRejected
 from backend.storage.files import JobFile
 from backend.storage.models import new_id
-from backend.storage.originals import needs_preparing, original_image, prepare, stored_limits
+from backend.storage.originals import original_image, prepare, stored_limits
 
 LIMITS = stored_limits(10_000_000)
 
@@ -32,14 +32,13 @@ def _jpeg_turned(width=60, height=20) -> bytes:
 def test_an_upload_becomes_its_original_and_thumbnail_once(store):
     job_id = new_id()
     store.save_upload(job_id, _jpeg_turned())
-    assert needs_preparing(store, job_id)
+    assert not store.exists(job_id, JobFile.ORIGINAL)
     image = prepare(store, job_id, LIMITS)
     assert image.mode == "RGB" and image.size == (20, 60)  # normalised: orientation applied
     original = as_image(store.read(job_id, JobFile.ORIGINAL))
     assert original.format == "PNG" and original.size == (20, 60) and original.getpixel((10, 5))[0] > 200
     assert as_image(store.read(job_id, JobFile.THUMBNAIL)).format == "JPEG"
     assert stored_names(store, job_id) == ["original.png", "thumbnail.jpg"]  # the upload is gone
-    assert not needs_preparing(store, job_id)
     assert prepare(store, job_id, LIMITS) is None  # nothing left to do
     assert original_image(store, job_id, LIMITS).tobytes() == image.tobytes()
 
