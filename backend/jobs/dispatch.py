@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Callable
 
@@ -44,6 +45,11 @@ MAX_PICKS_PER_ROUND = 50  # bounds a round's time (about 2 ms a job: its UPDATE 
 EXACT_POSITIONS = 100  # positions up to this one are published on every change
 LOCK_TIMEOUT_S = 60
 LOCK_WAIT_S = 30
+# A burst of uploads gathers before its round: the round starts once no upload asked for one for
+# GATHER_QUIET_S, or GATHER_MAX_S after the first asked. Twenty simultaneous uploads then share one round that
+# runs after they are answered, instead of rounds interleaved with (and slowing) the requests still arriving.
+GATHER_QUIET_S = 0.02
+GATHER_MAX_S = 0.25
 
 
 def _hand_out(settings: Settings) -> tuple[list[tuple[str, str]], dict[str, int]]:
@@ -204,8 +210,9 @@ class Coalescer:
 
     ``pump_and_wait(timeout_s)`` returns once a round that *started after the call* has stored its positions (so
     it saw the caller's committed jobs), or after ``timeout_s``; callers arriving while a round runs are all served by
-    the next one. The rounds run on a background thread (a greenlet under gevent). A failed round is logged:
-    the jobs stay waiting in the database and a later round hands them out.
+    the next one. A round gathers its callers first (``GATHER_QUIET_S``, ``GATHER_MAX_S``), so a burst is served
+    by one round after it. The rounds run on a background thread (a greenlet under gevent). A failed round is
+    logged: the jobs stay waiting in the database and a later round hands them out.
     """
 
     def __init__(self, settings: Settings):
@@ -225,8 +232,20 @@ class Coalescer:
                 threading.Thread(target=self._rounds, name="dispatch-rounds", daemon=True).start()
             return self._cond.wait_for(lambda: self._finished >= wanted, timeout_s)
 
+    def _gather(self) -> None:
+        """Wait until callers stop arriving: ``GATHER_QUIET_S`` without a new one, ``GATHER_MAX_S`` at most."""
+        deadline = time.monotonic() + GATHER_MAX_S
+        while True:
+            with self._cond:
+                seen = self._requested
+            time.sleep(min(GATHER_QUIET_S, max(0.0, deadline - time.monotonic())))
+            with self._cond:
+                if self._requested == seen or time.monotonic() >= deadline:
+                    return
+
     def _rounds(self) -> None:
         while True:
+            self._gather()
             with self._cond:
                 if self._finished >= self._requested:
                     self._running = False

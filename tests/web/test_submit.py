@@ -4,6 +4,7 @@ for it; ``connect`` opens what a round needs before the first upload. Real Redis
 from __future__ import annotations
 
 import threading
+import time
 
 from test_positions import _queue
 
@@ -54,3 +55,23 @@ def test_a_round_that_handed_out_its_most_is_followed_by_another(redis_settings,
     assert done.wait(30) and fills == [True, False]  # the second round, unasked, handed out the other 20
     with session_scope(connections.engine(redis_settings)) as db:
         assert db.query(Job).filter(Job.dispatched_at.is_(None)).count() == 0
+
+
+def test_a_burst_of_uploads_shares_one_round_that_starts_after_it(redis_settings, monkeypatch):
+    rounds, done = [], threading.Event()
+
+    def counted(settings, positions_stored=None):
+        rounds.append(time.monotonic())
+        positions_stored()
+        done.set()
+        return {}, False
+
+    monkeypatch.setattr(dispatch, "_round", counted)
+    submitted = []
+    for i in range(10):  # uploads answered a few ms apart, as a burst of simultaneous ones is
+        jobs.submit(redis_settings, [f"{i:032d}"])
+        submitted.append(time.monotonic())
+        time.sleep(dispatch.GATHER_QUIET_S / 4)
+    assert done.wait(10)
+    time.sleep(dispatch.GATHER_QUIET_S * 5)  # time enough for a second round, were one asked for
+    assert len(rounds) == 1 and rounds[0] > submitted[-1]
