@@ -21,6 +21,7 @@ from backend.storage.db import make_engine, migrate
 from backend.storage.files import open_file_store
 
 from . import api, health, metrics, pages, sockets
+from .activity import RequestActivity
 from .decoding import init_decoding
 from .errors import register_error_handlers
 from .headers import init_security_headers
@@ -73,7 +74,8 @@ def create_app(
     app.register_blueprint(metrics.bp)
     metrics.init_metrics(app)
     init_limiter(app, caller_key)
-    init_preparing(app, init_decoding(app))
+    activity = app.wsgi_app = RequestActivity(app.wsgi_app)
+    init_preparing(app, init_decoding(app), activity)
     sockets.init_socketio(app)
     if submit is None and settings.redis_url:
         threading.Thread(target=_connect_queue, args=(settings,), name="connect-queue", daemon=True).start()

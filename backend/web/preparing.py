@@ -2,7 +2,9 @@
 in the background, and a request for one of those files that comes first prepares it on the spot.
 
 ``Preparer.schedule(job_ids)`` is called once an upload's jobs are committed; it returns at once and a
-background thread (a greenlet under gevent) prepares them one after another. ``Preparer.ensure(job_id)`` is what
+background thread (a greenlet under gevent) prepares them one after another, each once the process has had no
+HTTP request in flight for ``QUIET_S`` (``activity.RequestActivity``; at most ``MAX_QUIET_WAIT_S`` later), so a
+burst of uploads is answered before its images are encoded rather than while. ``Preparer.ensure(job_id)`` is what
 a file request calls when the file is not there yet. Within this process a job is prepared once: a second
 caller waits for the first (single flight). Both go through the process's ``DecodeGate``, so preparing counts
 against the same decoding budget as uploads, and the encoding always runs off the event loop (on gevent's
@@ -23,17 +25,22 @@ from flask import current_app
 from backend.storage.files import FileStore
 from backend.storage.originals import prepare, stored_limits
 
+from .activity import RequestActivity
 from .decoding import DecodeGate
 from .services import app_services
 
 log = logging.getLogger(__name__)
+QUIET_S = 0.1
+MAX_QUIET_WAIT_S = 10.0
 
 
 class Preparer:
     """Prepares jobs' originals and thumbnails from their uploads in ``store``, through ``gate``."""
 
-    def __init__(self, store: FileStore, gate: DecodeGate, max_pixels: int):
-        self.store, self.gate = store, gate
+    def __init__(
+        self, store: FileStore, gate: DecodeGate, max_pixels: int, activity: RequestActivity | None = None
+    ):
+        self.store, self.gate, self.activity = store, gate, activity
         self.limits = stored_limits(max_pixels)
         self._lock = threading.Lock()
         self._running: dict[str, threading.Event] = {}
@@ -69,6 +76,8 @@ class Preparer:
 
     def _prepare_all(self, job_ids: list[str]) -> None:
         for job_id in job_ids:
+            if self.activity is not None:
+                self.activity.wait_quiet(QUIET_S, MAX_QUIET_WAIT_S)
             try:
                 self.ensure(job_id)
             except Exception:
@@ -80,9 +89,9 @@ class Preparer:
 EXTENSION = "maskweb_preparer"
 
 
-def init_preparing(app, gate: DecodeGate) -> Preparer:
+def init_preparing(app, gate: DecodeGate, activity: RequestActivity | None = None) -> Preparer:
     services = app_services(app)
-    preparer = Preparer(services.files, gate, services.settings.max_pixels)
+    preparer = Preparer(services.files, gate, services.settings.max_pixels, activity)
     app.extensions[EXTENSION] = preparer
     return preparer
 
