@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import BinaryIO
 
+from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from backend.segmentation.images import (
@@ -111,6 +112,17 @@ def _decoder(data: bytes, limits: ImageLimits):
         return load_image(data, limits).size
 
     return work
+
+
+_NEW_JOB_COLUMNS = (
+    "id", "user_id", "state", "stage", "progress", "filename", "width", "height", "size_bytes", "attempts",
+    "cancel_requested", "created_at",
+)  # fmt: skip
+
+
+def _row(job: Job) -> dict:
+    """The column values of a new job, as ``ingest`` sets them."""
+    return {name: getattr(job, name) for name in _NEW_JOB_COLUMNS}
 
 
 def ingest(
@@ -202,7 +214,9 @@ def ingest(
         committed_at = utcnow()
         for index, job in enumerate(jobs):
             job.created_at = committed_at + timedelta(microseconds=index)
-        session.add_all(jobs)
+        # One multi-row INSERT through Core: the ORM's unit of work costs several times more per row, and these
+        # rows need none of it (the Job objects stay as built, detached, for the answer).
+        session.execute(insert(Job), [_row(job) for job in jobs])
         session.commit()
     except BaseException:
         session.rollback()
