@@ -3,8 +3,9 @@ in the background, and a request for one of those files that comes first prepare
 
 ``Preparer.schedule(job_ids)`` is called once an upload's jobs are committed; it returns at once and a
 background thread (a greenlet under gevent) prepares them one after another, each once the process has had no
-HTTP request in flight for ``QUIET_S`` (``activity.RequestActivity``; at most ``MAX_QUIET_WAIT_S`` later), so a
-burst of uploads is answered before its images are encoded rather than while. ``Preparer.ensure(job_id)`` is what
+HTTP request in flight for ``QUIET_S`` (``activity.RequestActivity``), so a burst of uploads is answered before
+its images are encoded rather than while; ``MAX_QUIET_WAIT_S`` after the upload, its images stop waiting for a
+lull, however busy the process stays. ``Preparer.ensure(job_id)`` is what
 a file request calls when the file is not there yet. Within this process a job is prepared once: a second
 caller waits for the first (single flight). Both go through the process's ``DecodeGate``, so preparing counts
 against the same decoding budget as uploads, and the encoding always runs off the event loop (on gevent's
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Iterable
 
 from flask import current_app
@@ -75,9 +77,10 @@ class Preparer:
             ).start()
 
     def _prepare_all(self, job_ids: list[str]) -> None:
+        deadline = time.monotonic() + MAX_QUIET_WAIT_S  # for the whole upload: a busy site still gets them all
         for job_id in job_ids:
             if self.activity is not None:
-                self.activity.wait_quiet(QUIET_S, MAX_QUIET_WAIT_S)
+                self.activity.wait_quiet(QUIET_S, max(0.0, deadline - time.monotonic()))
             try:
                 self.ensure(job_id)
             except Exception:

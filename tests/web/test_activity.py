@@ -75,3 +75,30 @@ def test_uploads_are_prepared_after_the_requests_not_while(app, settings, visito
         time.sleep(0.01)
     assert time.monotonic() - answered >= 0.25  # the lull after the upload's own request
     assert app.extensions[PREPARER].activity is activity
+
+
+def test_a_site_that_is_never_quiet_still_gets_an_uploads_images_prepared(tmp_path, monkeypatch):
+    from backend.storage.files import LocalFileStore
+    from backend.storage.models import new_id
+    from backend.web import preparing
+    from backend.web.decoding import DecodeGate
+
+    monkeypatch.setattr(preparing, "MAX_QUIET_WAIT_S", 1.0)
+    busy = threading.Event()
+    activity = RequestActivity(_wsgi(busy))
+    request = threading.Thread(target=_call, args=(activity,))  # in flight for the whole test
+    request.start()
+    store = LocalFileStore(tmp_path)
+    ids = [new_id() for _ in range(4)]
+    store.save_uploads([(job_id, io.BytesIO(_png())) for job_id in ids])
+    preparer = preparing.Preparer(store, DecodeGate(1 << 30, 2, 10), 40_000_000, activity)
+    started = time.monotonic()
+    preparer.schedule(ids)
+    try:
+        while not all(store.exists(job_id, JobFile.THUMBNAIL) for job_id in ids):
+            assert time.monotonic() - started < 3.0, "each image waited out the limit on its own"
+            time.sleep(0.02)
+        assert time.monotonic() - started >= 0.9  # it did wait for a lull first
+    finally:
+        busy.set()
+        request.join()
