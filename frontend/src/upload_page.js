@@ -64,8 +64,11 @@ class JobCard {
     this.clock = new ProgressClock();
     this.preview = el("img", { class: "preview", alt: "", src: file ? URL.createObjectURL(file) : "" });
     // A file the browser cannot show (TIFF, or one the server refused) keeps an empty frame until the
-    // server's thumbnail (a JPEG made at upload) replaces it.
-    this.preview.addEventListener("error", () => this.preview.classList.add("no-preview"));
+    // server's thumbnail (a JPEG made after the upload) replaces it.
+    this.preview.addEventListener("error", () => {
+      this.preview.classList.add("no-preview");
+      if (this.job) this.showThumbnail(this.job);
+    });
     this.title = el("div", { class: "card-title" }, filename);
     this.status = el("span", { class: "state", dataset: { testid: "job-status" } });
     this.stage = el("span", { class: "stage" });
@@ -131,10 +134,15 @@ class JobCard {
     this.stage.textContent = this.job.state === "failed" ? "" : stageText(this.job, view);
   }
 
-  /** The server's thumbnail once the job exists: a JPEG for every format, TIFF included. */
+  /**
+   * The server's thumbnail once the job exists (a JPEG for every format, TIFF included), unless the browser
+   * shows the file itself: then nothing is fetched, and the server is not asked to make the thumbnail while
+   * it is still answering other uploads.
+   */
   showThumbnail(job) {
     const url = job.urls?.thumbnail;
     if (!url || this.preview.getAttribute("src") === url) return;
+    if (this.preview.src.startsWith("blob:") && !this.preview.classList.contains("no-preview")) return;
     const blob = this.preview.src.startsWith("blob:") ? this.preview.src : null;
     this.preview.classList.remove("no-preview");
     this.preview.src = url;

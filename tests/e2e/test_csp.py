@@ -43,14 +43,20 @@ def test_every_page_works_under_the_policy_with_no_violation(context, browser, w
     upload, problems = open_page(context, base + "/", "body[data-ready=true]")
     user_id = upload.evaluate("fetch('/api/session').then(r => r.json())")["user_id"]
     # A file from the picker: its preview is a blob: URL, its upload a fetch to this origin.
+    # A PNG keeps its blob: preview; a TIFF (which the browser cannot show) gets the server's thumbnail.
     upload.get_by_test_id("upload-input").set_input_files(
-        [{"name": "a.png", "mimeType": "image/png", "buffer": _png()}]
+        [
+            {"name": "a.png", "mimeType": "image/png", "buffer": _png()},
+            {"name": "b.tiff", "mimeType": "image/tiff", "buffer": _png("TIFF")},
+        ]
     )
-    preview = upload.wait_for_selector("[data-testid=job-card][data-state=queued] img.preview")
-    # The blob: preview, then the server's thumbnail once the job exists.
-    upload.wait_for_function(
-        "img => img.complete && img.naturalWidth > 0 && img.src.endsWith('/thumbnail')", arg=preview
-    )
+    for name, shown in (("a.png", "img.src.startsWith('blob:')"), ("b.tiff", "img.src.endsWith('/thumbnail')")):
+        card = upload.locator("[data-testid=job-card][data-state=queued]", has_text=name)
+        card.wait_for()
+        upload.wait_for_function(
+            f"img => img.complete && img.naturalWidth > 0 && {shown}",
+            arg=card.locator("img.preview").element_handle(),
+        )
     assert_no_violation(upload, problems)
 
     job_id = insert_done_job(web_app.settings, user_id, image, result, "csp.png")
@@ -89,11 +95,11 @@ def test_no_page_can_be_framed_even_by_its_own_site(context, web_app):
     assert not framed or "maskweb" not in framed, "the gallery rendered inside a frame"
 
 
-def _png() -> bytes:
+def _png(fmt: str = "PNG") -> bytes:
     import io
 
     from PIL import Image
 
     buf = io.BytesIO()
-    Image.new("RGB", (40, 30), (10, 200, 90)).save(buf, format="PNG")
+    Image.new("RGB", (40, 30), (10, 200, 90)).save(buf, format=fmt)
     return buf.getvalue()

@@ -151,6 +151,20 @@ def test_a_tiff_card_gets_the_servers_thumbnail(context, web_app, tmp_path):
     assert preview.is_visible()
 
 
+def test_a_card_the_browser_can_show_keeps_its_own_preview_and_fetches_no_thumbnail(context, web_app, tmp_path):
+    page = context.new_page()
+    thumbnails = []
+    page.on("request", lambda r: thumbnails.append(r.url) if r.url.endswith("/thumbnail") else None)
+    page.goto(web_app.base_url + "/")
+    page.wait_for_selector("body[data-ready=true]")
+    page.get_by_test_id("upload-input").set_input_files(photo_files(tmp_path, 1, "PNG", (120, 90)))
+    card = page.locator("[data-testid=job-card][data-state=queued]")
+    card.wait_for()
+    preview = card.locator("img.preview")
+    page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=preview.element_handle())
+    assert preview.get_attribute("src").startswith("blob:") and thumbnails == []
+
+
 def test_a_refused_upload_can_be_retried(context, web_app, tmp_path):
     page = context.new_page()
     page.goto(web_app.base_url + "/")
