@@ -35,7 +35,8 @@
 | ``MASKWEB_BATCH_WAIT_MS`` | ``batch_wait_ms`` | ``5``: how long a model call waits for more jobs' images |
 | ``MASKWEB_WORKER_NICE`` | ``worker_nice`` | ``10``: how much a worker lowers its CPU priority (0 keeps it), so that on a shared machine the web answers first |
 | ``MASKWEB_WEIGHTS_URL`` | ``weights_url`` | unset: ``maskweb weights download`` fetches matterport's release |
-| ``PROMETHEUS_MULTIPROC_DIR`` | ``metrics_multiproc_dir`` | unset; set for several web processes (prometheus_client) |
+| ``MASKWEB_WEB_PROCESSES`` | ``web_processes`` | ``1``: gunicorn workers of ``maskweb web`` behind its port (more spread a burst of uploads over more cores) |
+| ``PROMETHEUS_MULTIPROC_DIR`` | ``metrics_multiproc_dir`` | unset: ``maskweb web`` makes one for its processes (prometheus_client) |
 
 With ``MASKWEB_STORAGE_URL`` set, the bucket's endpoint and credentials are boto3's own settings
 (``AWS_ENDPOINT_URL``, ``AWS_ACCESS_KEY_ID``, ...), which boto3 reads itself.
@@ -116,6 +117,7 @@ class Settings:
     batch_size: int = 0  # 0 -> per device (backend.jobs.batching.batch_size_for)
     batch_wait_ms: float = 5
     worker_nice: int = 10  # added to a worker process's nice value before it loads the model (0: unchanged)
+    web_processes: int = 1  # gunicorn workers of `maskweb web` behind one port (backend.cli.run.web_argv)
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir).expanduser().resolve()
@@ -129,6 +131,8 @@ class Settings:
             self.redis_url = None
         if self.storage_url == "":
             self.storage_url = None
+        if self.web_processes < 1:
+            raise ValueError(f"MASKWEB_WEB_PROCESSES must be at least 1, got {self.web_processes}")
         if self.precision not in PRECISIONS:
             raise ValueError(
                 f"MASKWEB_PRECISION must be one of {', '.join(PRECISIONS)}, got {self.precision!r}"
@@ -176,6 +180,7 @@ class Settings:
             worker_nice=_env_int(env, "MASKWEB_WORKER_NICE", 10),
             weights_url=env.get("MASKWEB_WEIGHTS_URL") or None,
             metrics_multiproc_dir=env.get("PROMETHEUS_MULTIPROC_DIR") or None,
+            web_processes=_env_int(env, "MASKWEB_WEB_PROCESSES", 1),
         )
 
     # --- derived values -------------------------------------------------------------------------------------

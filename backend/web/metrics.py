@@ -8,10 +8,12 @@
 - ``maskweb_job_duration_seconds{outcome}``, ``maskweb_model_duration_seconds``: the workers' histograms,
   kept in Redis by ``backend.jobs.metrics`` (when ``REDIS_URL`` is set);
 - ``maskweb_uploads_total``, ``maskweb_upload_rejections_total{code}``,
-  ``maskweb_http_requests_total{method,endpoint,status}``: counters of this process.
+  ``maskweb_http_requests_total{method,endpoint,status}``: counters kept by the web processes.
 
-When ``PROMETHEUS_MULTIPROC_DIR`` is set (workers on the same host writing multiprocess metrics), those are
-included too.
+Under ``maskweb web`` several processes share one port and a scrape reaches any one of them, so the counters
+live in prometheus_client's multiprocess files (``PROMETHEUS_MULTIPROC_DIR``, made by
+``backend.web.gunicorn_conf``) and every scrape adds up all the processes' values. Without that folder (an app
+built in-process, as tests do) they are this process's own.
 """
 
 from __future__ import annotations
@@ -131,22 +133,26 @@ class WebMetrics:
         self.registry.register(DatabaseCollector(engine))
         if settings is not None and settings.redis_url:
             self.registry.register(WorkerDurationCollector(settings))
+        counters: CollectorRegistry | None = self.registry
         if settings is not None and settings.metrics_multiproc_dir:
+            # The counters write to the shared files and the scrape reads them all back through the collector;
+            # registering them here too would report this process's values a second time.
             multiprocess.MultiProcessCollector(self.registry, path=settings.metrics_multiproc_dir)
+            counters = None
         self.uploads = Counter(
-            "maskweb_uploads_total", "Images accepted by POST /api/jobs", registry=self.registry
+            "maskweb_uploads_total", "Images accepted by POST /api/jobs", registry=counters
         )
         self.rejections = Counter(
             "maskweb_upload_rejections_total",
             "Upload requests refused, by error code",
             ["code"],
-            registry=self.registry,
+            registry=counters,
         )
         self.requests = Counter(
             "maskweb_http_requests_total",
             "HTTP requests by method, endpoint and status",
             ["method", "endpoint", "status"],
-            registry=self.registry,
+            registry=counters,
         )
 
     def uploaded(self, count: int) -> None:

@@ -209,6 +209,17 @@ def init_socketio(app: Flask) -> SocketIO:
         drop_share_subscribers(svc, links, job_id, owner_id)
 
     socketio.init_app(
-        app, async_mode=async_mode(), client_manager=make_manager(settings.redis_url, on_revoked)
+        app,
+        async_mode=async_mode(),
+        client_manager=make_manager(settings.redis_url, on_revoked),
+        transports=allowed_transports(settings.web_processes),
     )
     return socketio
+
+
+def allowed_transports(web_processes: int) -> list[str]:
+    """Engine.IO transports a web server of ``web_processes`` processes behind one port can serve. Long-polling
+    keeps a session in the process that opened it and sends every later request of it there; gunicorn hands a
+    connection to whichever process accepts first, so with several processes only WebSocket (one connection,
+    one process for its life) works. The page asks for WebSocket first either way."""
+    return ["websocket"] if web_processes > 1 else ["polling", "websocket"]

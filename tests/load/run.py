@@ -74,6 +74,9 @@ def main(argv: list[str] | None = None) -> int:
         "--queued-jobs", type=int, help="jobs waiting (10 per user) for the queue-cost scenario"
     )
     parser.add_argument("--database", choices=("sqlite", "postgres"), default="sqlite")
+    parser.add_argument(
+        "--web-processes", type=int, default=1, help="gunicorn workers of the web (MASKWEB_WEB_PROCESSES)"
+    )
     parser.add_argument("--out", type=Path, help="write the report here as JSON")
     args = parser.parse_args(argv)
     sizes = dict(BOUNDED if args.bounded else FULL)
@@ -85,7 +88,13 @@ def main(argv: list[str] | None = None) -> int:
         chosen.remove("soak")
     _raise_fd_limit()
 
-    report = {"machine": _machine(), "sizes": sizes, "database": args.database, "scenarios": {}}
+    report = {
+        "machine": _machine(),
+        "sizes": sizes,
+        "database": args.database,
+        "web_processes": args.web_processes,
+        "scenarios": {},
+    }
     database_url = postgres_url() if args.database == "postgres" else None
     if args.database == "postgres" and database_url is None:
         print("no PostgreSQL server on 127.0.0.1:5432", file=sys.stderr)
@@ -96,7 +105,11 @@ def main(argv: list[str] | None = None) -> int:
         started = time.monotonic()
         try:
             with Stack.start(
-                root / "stack", generate_weights("small"), config, database_url=database_url
+                root / "stack",
+                generate_weights("small"),
+                config,
+                database_url=database_url,
+                web_processes=args.web_processes,
             ) as stack:
                 report["stack_start_s"] = round(time.monotonic() - started, 1)
                 for name in chosen:

@@ -155,7 +155,7 @@ class Cluster(Stack):
         port = self.web_ports[index]
         name = f"web{index + 1}"
         with self._log(f"{name}.log") as log:
-            proc = spawn(web_argv("127.0.0.1", port), env=self.process_env(name, port), cwd=ROOT,
+            proc = spawn(web_argv("127.0.0.1", port, processes=1), env=self.process_env(name, port), cwd=ROOT,
                          stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
         self.webs.append(proc)
         self._wait(lambda: requests.get(f"http://127.0.0.1:{port}/healthz", timeout=2).ok, proc, name, 90)

@@ -12,7 +12,8 @@ What runs, all on 127.0.0.1 with ephemeral ports and cleaned up by ``stop()``:
   test sessions never share keys;
 - the database: SQLite in the data directory, or a fresh PostgreSQL database (``postgres_url(...)``) dropped
   at the end;
-- the web: ``maskweb web`` (gunicorn with a gevent worker, real WebSocket), the production command;
+- the web: ``maskweb web`` (gunicorn with gevent workers, real WebSocket), the production command, with as many
+  processes as ``Settings.web_processes`` says (``Stack(..., web_processes=N)``);
 - the worker: ``maskweb worker`` through ``tests/service/worker_entry.py``, which adds stage holds: while Redis
   key ``hold_key(stage)`` exists, a job waits before entering ``stage`` (how tests catch a job mid-run
   without timing luck). The model is the small config with generated weights.
@@ -320,7 +321,8 @@ class Stack:
         from backend.cli.run import web_argv
 
         with self._log("web.log") as log:
-            self.web = spawn(web_argv("127.0.0.1", self.settings.port), env=self.env(), cwd=ROOT,
+            argv = web_argv("127.0.0.1", self.settings.port, processes=self.settings.web_processes)
+            self.web = spawn(argv, env=self.env(), cwd=ROOT,
                              stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
         self._wait(lambda: requests.get(self.base_url + "/healthz", timeout=2).ok, self.web, "web", 90)
 

@@ -15,7 +15,7 @@ def test_defaults_follow_the_contract(tmp_path, monkeypatch):
     assert s.redis_url is None and s.storage_url is None and s.model_config == "coco"
     assert (s.port, s.host) == (8000, "127.0.0.1")
     assert (s.max_file_bytes, s.max_request_bytes, s.max_pixels) == (25 * 2**20, 100 * 2**20, 40_000_000)
-    assert (s.max_inflight_per_user, s.job_time_limit) == (2, 600)
+    assert (s.max_inflight_per_user, s.job_time_limit, s.web_processes) == (2, 600, 1)
     assert s.weights == tmp_path / "weights" / "mask_rcnn_coco.h5"
     assert "maskweb weights download" in s.weights_missing and "MASKWEB_WEIGHTS" in s.weights_missing
 
@@ -41,8 +41,10 @@ def test_every_variable_is_read(tmp_path):
             "MASKWEB_JOB_TIME_LIMIT": "60",
             "MASKWEB_FRONTEND_DIR": str(tmp_path / "fe"),
             "MASKWEB_COOKIE_SECURE": "1",
+            "MASKWEB_WEB_PROCESSES": "3",
         }
     )
+    assert s.web_processes == 3
     assert s.database_url == "postgresql+psycopg://u@h/db" and s.redis_url == "redis://h:1/2"
     assert s.storage_url == "s3://bucket/maskweb"
     assert s.weights_missing is None and s.model_config == "/x/config.json"
@@ -55,6 +57,8 @@ def test_every_variable_is_read(tmp_path):
 def test_a_malformed_number_names_the_variable():
     with pytest.raises(ValueError, match="MASKWEB_PORT must be an integer"):
         Settings.from_env({"MASKWEB_PORT": "eighty"})
+    with pytest.raises(ValueError, match="MASKWEB_WEB_PROCESSES must be at least 1, got 0"):
+        Settings.from_env({"MASKWEB_WEB_PROCESSES": "0"})
 
 
 def test_the_generated_secret_is_kept_in_the_data_dir(tmp_path):

@@ -36,10 +36,12 @@ def test_a_psycopg_imported_before_the_patch_stops_the_web(tmp_path):
 
 
 def test_gunicorns_master_loads_nothing_of_the_app():
-    """The master imports the access-log class; the app (and psycopg) must wait for the patched worker."""
+    """The master imports the access-log class and the hooks; the app (and psycopg) must wait for the patched
+    worker, and prometheus_client for the metrics folder the hooks make."""
     code = (
-        "import sys, backend.web.access_log\n"
-        "print(sorted(m for m in ('flask', 'sqlalchemy', 'redis', 'psycopg') if m in sys.modules))"
+        "import sys, backend.web.access_log, backend.web.gunicorn_conf\n"
+        "print(sorted(m for m in ('flask', 'sqlalchemy', 'redis', 'psycopg', 'prometheus_client')"
+        " if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
