@@ -50,7 +50,10 @@ def test_every_page_works_under_the_policy_with_no_violation(context, browser, w
             {"name": "b.tiff", "mimeType": "image/tiff", "buffer": _png("TIFF")},
         ]
     )
-    for name, shown in (("a.png", "img.src.startsWith('blob:')"), ("b.tiff", "img.src.endsWith('/thumbnail')")):
+    for name, shown in (
+        ("a.png", "img.src.startsWith('blob:')"),
+        ("b.tiff", "img.src.endsWith('/thumbnail')"),
+    ):
         card = upload.locator("[data-testid=job-card][data-state=queued]", has_text=name)
         card.wait_for()
         upload.wait_for_function(

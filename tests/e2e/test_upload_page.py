@@ -151,7 +151,9 @@ def test_a_tiff_card_gets_the_servers_thumbnail(context, web_app, tmp_path):
     assert preview.is_visible()
 
 
-def test_a_card_the_browser_can_show_keeps_its_own_preview_and_fetches_no_thumbnail(context, web_app, tmp_path):
+def test_a_card_the_browser_can_show_keeps_its_own_preview_and_fetches_no_thumbnail(
+    context, web_app, tmp_path
+):
     page = context.new_page()
     thumbnails = []
     page.on("request", lambda r: thumbnails.append(r.url) if r.url.endswith("/thumbnail") else None)

@@ -17,6 +17,8 @@ import gevent
 import requests
 import socketio
 from gevent.event import Event
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
 
 FINAL = ("done", "failed", "cancelled")
 
@@ -80,6 +82,9 @@ class Player:
     def __init__(self, base_url: str, name: str, socket: bool = True):
         self.base_url, self.name = base_url, name
         self.http = requests.Session()
+        # A keep-alive connection the server closed after its idle timeout (gunicorn: 2 s) can be reset just as
+        # a request reuses it; idempotent requests are sent again on a fresh one, as browsers do (POST is not).
+        self.http.mount("http://", HTTPAdapter(max_retries=Retry(total=2, status_forcelist=())))
         session = self._checked(self.http.get(base_url + "/api/session", timeout=60), 200)
         self.user_id = session["user_id"]
         self.http.headers["X-CSRF-Token"] = session["csrf_token"]
