@@ -136,14 +136,21 @@ def test_choose_photos_by_keyboard_shows_focus_and_opens_the_picker(context, web
     page.locator("[data-testid=job-card][data-state=queued]").wait_for()
 
 
-def test_a_tiff_card_gets_the_servers_thumbnail(context, web_app, tmp_path):
+def _queued_preview(context, web_app, tmp_path, fmt: str):
+    """Upload one ``fmt`` photo from the picker; (page, the queued card's preview, thumbnail URLs requested)."""
     page = context.new_page()
+    thumbnails = []
+    page.on("request", lambda r: thumbnails.append(r.url) if r.url.endswith("/thumbnail") else None)
     page.goto(web_app.base_url + "/")
     page.wait_for_selector("body[data-ready=true]")
-    page.get_by_test_id("upload-input").set_input_files(photo_files(tmp_path, 1, "TIFF", (120, 90)))
+    page.get_by_test_id("upload-input").set_input_files(photo_files(tmp_path, 1, fmt, (120, 90)))
     card = page.locator("[data-testid=job-card][data-state=queued]")
     card.wait_for()
-    preview = card.locator("img.preview")
+    return page, card.locator("img.preview"), thumbnails
+
+
+def test_a_tiff_card_gets_the_servers_thumbnail(context, web_app, tmp_path):
+    page, preview, _ = _queued_preview(context, web_app, tmp_path, "TIFF")
     page.wait_for_function(
         "img => img.complete && img.naturalWidth > 0 && img.src.endsWith('/thumbnail')",
         arg=preview.element_handle(),
@@ -154,15 +161,7 @@ def test_a_tiff_card_gets_the_servers_thumbnail(context, web_app, tmp_path):
 def test_a_card_the_browser_can_show_keeps_its_own_preview_and_fetches_no_thumbnail(
     context, web_app, tmp_path
 ):
-    page = context.new_page()
-    thumbnails = []
-    page.on("request", lambda r: thumbnails.append(r.url) if r.url.endswith("/thumbnail") else None)
-    page.goto(web_app.base_url + "/")
-    page.wait_for_selector("body[data-ready=true]")
-    page.get_by_test_id("upload-input").set_input_files(photo_files(tmp_path, 1, "PNG", (120, 90)))
-    card = page.locator("[data-testid=job-card][data-state=queued]")
-    card.wait_for()
-    preview = card.locator("img.preview")
+    page, preview, thumbnails = _queued_preview(context, web_app, tmp_path, "PNG")
     page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=preview.element_handle())
     assert preview.get_attribute("src").startswith("blob:") and thumbnails == []
 
