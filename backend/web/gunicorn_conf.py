@@ -6,8 +6,8 @@ counters each process keeps (uploads, rejections, requests) must add up over all
 multiprocess mode does that: every process writes its values to files in ``PROMETHEUS_MULTIPROC_DIR`` and a
 scrape reads them all (``backend.web.metrics``). ``on_starting`` (the master, before any worker imports
 prometheus_client) records the number of processes for the app (``MASKWEB_WEB_PROCESSES``) and creates a fresh
-folder for this server when none is set, ``child_exit`` tells the folder a
-worker is gone (its live gauges are dropped; its counts stay), ``on_exit`` removes a folder it created.
+folder for this server when none is set; ``child_exit`` tells the folder a worker is gone (its live gauges are
+dropped, its counts stay); ``on_exit`` removes a folder it created.
 """
 
 from __future__ import annotations

@@ -77,9 +77,8 @@ class Preparer:
             ).start()
 
     def _prepare_all(self, job_ids: list[str]) -> None:
-        deadline = (
-            time.monotonic() + MAX_QUIET_WAIT_S
-        )  # for the whole upload: a busy site still gets them all
+        # One limit for the whole upload, not one per image: a site that is never quiet still gets them all.
+        deadline = time.monotonic() + MAX_QUIET_WAIT_S
         for job_id in job_ids:
             if self.activity is not None:
                 self.activity.wait_quiet(QUIET_S, max(0.0, deadline - time.monotonic()))

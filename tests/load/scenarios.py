@@ -68,7 +68,7 @@ def _warm_up(stack, size) -> None:
 
 
 def users(stack, count: int = 20, images: int = 5, size=(160, 120), timeout_s: float = 900) -> dict:
-    """N users x M images, all uploaded at once, followed to done (after one warm-up job)."""
+    """N users x M images, all uploaded at once, followed to done (after ``_warm_up``)."""
     _warm_up(stack, size)
     before = _rss(stack)
     players, errors = spawn_all(count, lambda i: Player(stack.base_url, f"user{i}"))
