@@ -34,7 +34,7 @@ from .positions import positions_for
 from .preparing import preparer
 from .quotas import Quotas
 from .services import get_db, services
-from .sockets import revoke_share_sockets
+from .sockets import revoke_share_sockets, sign_out_sockets
 from .uploads import UploadedFile, UploadRejected, ingest
 
 bp = Blueprint("api", __name__, url_prefix="/api")
@@ -108,8 +108,9 @@ def rotate_session():
             "not_a_cookie",
             "Only a cookie identity can be rotated; revoke API tokens with DELETE /api/tokens/<id>.",
         )
-    rotate_cookie(db, caller.user_id)
+    cut = rotate_cookie(db, caller.user_id)
     db.commit()
+    sign_out_sockets({"user_id": caller.user_id, "cookies_before": cut})
     return jsonify(
         {"user_id": caller.user_id, "csrf_token": csrf_token(secret(), caller.user_id), **status_json()}
     )
@@ -154,6 +155,7 @@ def delete_token(token_id: int):
     if not revoke_api_token(db, user_id, token_id):
         raise not_found("API token")
     db.commit()
+    sign_out_sockets({"token_id": token_id})
     return "", 204
 
 

@@ -114,12 +114,6 @@ def token_row(session: Session, token: str) -> ApiToken | None:
     return row
 
 
-def user_for_token(session: Session, token: str) -> str | None:
-    """The user id owning ``token`` (and marks it used), or None."""
-    row = token_row(session, token)
-    return row.user_id if row is not None else None
-
-
 def list_api_tokens(session: Session, user_id: str) -> list[ApiToken]:
     """The user's tokens, oldest first (their secrets are not stored, so not shown)."""
     return list(session.scalars(select(ApiToken).where(ApiToken.user_id == user_id).order_by(ApiToken.id)))
@@ -228,12 +222,14 @@ def request_is_https() -> bool:
     return request.is_secure or request.headers.get("X-Forwarded-Proto", "").lower() == "https"
 
 
-def rotate_cookie(session: Session, user_id: str) -> None:
-    """Refuse every cookie of ``user_id`` issued so far; the response of this request carries a new one."""
+def rotate_cookie(session: Session, user_id: str) -> float:
+    """Refuse every cookie of ``user_id`` issued so far; the response of this request carries a new one.
+    Returns the cut (Unix seconds): cookies issued before it no longer identify the user."""
     now = time.time()
     user = session.get(User, user_id)
     user.cookies_valid_after = datetime.fromtimestamp(now, UTC)
     g.cookie_issued_at = now + 0.001  # the new cookie's issue time: after the cut (rounded to ms)
+    return now
 
 
 def set_identity_cookie(response: Response) -> Response:

@@ -329,6 +329,8 @@ def _paths() -> dict:
             ],
             "delete": {
                 "summary": "Revoke one of the caller's API tokens; requests with it get 401 from now on",
+                "description": "Socket.IO connections opened with the token get a signed_out event and are "
+                "disconnected.",
                 "responses": {
                     "204": {"description": "Revoked"},
                     "401": AUTH,
@@ -340,7 +342,8 @@ def _paths() -> dict:
         "/api/session/rotate": {
             "post": {
                 "summary": "A new identity cookie for the same user; every cookie issued before it stops working",
-                "description": "For when a cookie may have been copied. Cookie callers only (with X-CSRF-Token).",
+                "description": "For when a cookie may have been copied. Cookie callers only (with X-CSRF-Token). "
+                "Socket.IO connections opened with an older cookie get a signed_out event and are disconnected.",
                 "responses": {
                     "200": _json(
                         {

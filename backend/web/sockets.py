@@ -15,7 +15,12 @@ Protocol (docs/ARCHITECTURE.md):
   message carried (a ``job_id`` too), and also when it subscribed while the revocation was in flight (the
   link is checked again after the socket is registered, so either the revocation finds it or it finds the
   revocation); on every web process: the revocation travels through the message queue like job events
-  (``broadcast.py``).
+  (``broadcast.py``);
+- a socket that connected with an API token is disconnected when that token is deleted, and one that connected
+  with an identity cookie when the user rotates the cookie (``POST /api/session/rotate``): it first gets a
+  ``signed_out`` event ``{"code": "api_token_revoked" | "cookie_rotated", "message"}``; on every web process,
+  the same way. The credential is checked once, at connect: without this, a leaked token deleted by its owner
+  would keep its live socket, and could subscribe to the owner's jobs, for as long as it stayed open.
 
 Note: ``job`` events come from the worker with the owner's file URLs (``/api/jobs/<id>/...``); a page
 following through a share link builds its URLs from ``/api/shared/<token>`` instead.
@@ -41,8 +46,8 @@ from backend.storage.db import session_scope
 from backend.storage.files import check_job_id
 from backend.storage.models import secret_digest
 
-from .broadcast import announce_revocation, make_manager
-from .identity import COOKIE_NAME, cookie_user, user_for_token
+from .broadcast import announce_credential_revoked, announce_revocation, make_manager
+from .identity import COOKIE_NAME, cookie_user, read_cookie, token_row
 from .positions import positions_for
 from .services import app_services, services
 
@@ -52,7 +57,32 @@ _callers_lock = threading.Lock()
 
 @dataclass(frozen=True)
 class SocketCaller:
+    """Who a socket connected as: ``user_id`` (None: anonymous, or a share link's viewer), and the credential
+    that said so: ``token_id`` (an API token's id) or ``cookie_issued_at`` (the identity cookie's issue time,
+    Unix seconds)."""
+
     user_id: str | None
+    token_id: int | None = None
+    cookie_issued_at: float | None = None
+
+    def signed_out_by(self, credential: dict) -> str | None:
+        """The ``signed_out`` code when ``credential`` (``broadcast.announce_credential_revoked``) is this
+        socket's, else None."""
+        if self.token_id is not None and credential.get("token_id") == self.token_id:
+            return "api_token_revoked"
+        if (
+            self.cookie_issued_at is not None
+            and credential.get("user_id") == self.user_id
+            and self.cookie_issued_at < float(credential.get("cookies_before", 0))
+        ):
+            return "cookie_rotated"
+        return None
+
+
+SIGNED_OUT_MESSAGES = {
+    "api_token_revoked": "The API token this connection signed in with was deleted; connect again with a valid one.",
+    "cookie_rotated": "This identity cookie was replaced (rotated); reload the page to sign in with the new one.",
+}
 
 
 def _error(code: str, message: str) -> dict:
@@ -64,22 +94,26 @@ def on_connect(auth=None):
     svc = services()
 
     auth = auth if isinstance(auth, dict) else {}
-    user_id = None
+    caller = SocketCaller(None)
     with session_scope(svc.engine) as db:
         if auth.get("token"):
-            user_id = user_for_token(db, str(auth["token"]))
-            if user_id is None:
+            row = token_row(db, str(auth["token"]))
+            if row is None:
                 raise ConnectionRefusedError(
                     {"code": "invalid_token", "message": "The API token is not valid."}
                 )
+            caller = SocketCaller(row.user_id, token_id=row.id)
         elif auth.get("share_token") and repo.shared_job(db, str(auth["share_token"])) is None:
             raise ConnectionRefusedError(
                 {"code": "not_found", "message": "This share link does not exist or was revoked."}
             )
         else:
-            user_id = cookie_user(db, current_app.config["SECRET_KEY"], request.cookies.get(COOKIE_NAME))
+            secret, cookie = current_app.config["SECRET_KEY"], request.cookies.get(COOKIE_NAME)
+            user_id = cookie_user(db, secret, cookie)
+            if user_id is not None:
+                caller = SocketCaller(user_id, cookie_issued_at=read_cookie(secret, cookie)[1])
     with _callers_lock:
-        svc.socket_callers[request.sid] = SocketCaller(user_id)
+        svc.socket_callers[request.sid] = caller
 
 
 @socketio.on("disconnect")
@@ -169,6 +203,28 @@ def drop_share_subscribers(svc, links: list[str], job_id: str, owner_id: str) ->
             server.emit("revoked", {"share_token": token}, to=sid, namespace="/")
 
 
+def drop_signed_out(svc, credential: dict) -> None:
+    """After a credential was revoked (``broadcast.announce_credential_revoked``): send each socket of this web
+    process that connected with it a ``signed_out`` event, then disconnect it."""
+    server = socketio.server
+    if server is None:
+        return
+    with _callers_lock:
+        signed_out = [(sid, caller.signed_out_by(credential)) for sid, caller in svc.socket_callers.items()]
+    for sid, code in signed_out:
+        if code is None:
+            continue
+        server.emit("signed_out", {"code": code, "message": SIGNED_OUT_MESSAGES[code]}, to=sid, namespace="/")
+        server.disconnect(sid, namespace="/", ignore_queue=True)  # ours: this process holds it
+
+
+def sign_out_sockets(credential: dict) -> None:
+    """After a credential was revoked (committed): ``drop_signed_out`` on every web process. ``credential`` is
+    ``{"token_id": id}`` or ``{"user_id": id, "cookies_before": unix_s}``."""
+    if socketio.server is not None:
+        announce_credential_revoked(socketio.server, credential)
+
+
 def revoke_share_sockets(links: list[str], job_id: str, owner_id: str) -> None:
     """After share links were revoked (committed): ``drop_share_subscribers`` on every web process."""
     if socketio.server is not None:
@@ -208,10 +264,13 @@ def init_socketio(app: Flask) -> SocketIO:
     def on_revoked(job_id: str, owner_id: str, links: list[str]) -> None:
         drop_share_subscribers(svc, links, job_id, owner_id)
 
+    def on_credential_revoked(credential: dict) -> None:
+        drop_signed_out(svc, credential)
+
     socketio.init_app(
         app,
         async_mode=async_mode(),
-        client_manager=make_manager(settings.redis_url, on_revoked),
+        client_manager=make_manager(settings.redis_url, on_revoked, on_credential_revoked),
         transports=allowed_transports(settings.web_processes),
     )
     return socketio

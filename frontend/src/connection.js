@@ -1,11 +1,21 @@
 /**
  * The connection-lost banner (in _layout.html): shown while the live feed is disconnected. Socket.IO
- * reconnects by itself; when it does, the pages re-read their jobs over HTTP and the banner goes.
+ * reconnects by itself; when it does, the pages re-read their jobs over HTTP and the banner goes. A socket the
+ * server signed out (its credential revoked) does not come back: the banner then says the server's message.
  */
 
-/** @param {boolean} connected */
-export function showConnection(connected) {
+/**
+ * @param {boolean} connected
+ * @param {string} [signedOut] the server's message when it signed the socket out
+ */
+export function showConnection(connected, signedOut) {
   document.body.classList.toggle("offline", !connected);
   const banner = document.getElementById("connection-lost");
-  if (banner) banner.hidden = connected;
+  if (!banner) return;
+  banner.hidden = connected;
+  if (signedOut) {
+    const line = document.createElement("strong");
+    line.textContent = signedOut;
+    banner.replaceChildren(line);
+  }
 }

@@ -5,7 +5,9 @@
  * `{share_token}`; the acknowledgement is `{ok: true, job}` or `{ok: false, error: {code, message}}`; then the
  * server pushes `job` events (the `GET /api/jobs/{id}` object) to the job's room. Rooms do not survive a
  * reconnect, so every followed job is subscribed again on each connect; and since events sent while offline
- * are lost, `onResync` is called after a reconnect so the page re-reads the truth over HTTP.
+ * are lost, `onResync` is called after a reconnect so the page re-reads the truth over HTTP. When the
+ * credential the socket signed in with is revoked (an API token deleted, the identity cookie rotated), the server
+ * sends `signed_out` `{code, message}` and disconnects for good: `onConnection(false, message)`.
  */
 
 /**
@@ -15,7 +17,8 @@
  * @param {(job: object) => void} options.onJob every job state received (acks and events)
  * @param {(key: string, error: {code: string, message: string}) => void} [options.onError] a refused subscribe
  * @param {() => void} [options.onResync] after a reconnect: re-read state over HTTP
- * @param {(connected: boolean) => void} [options.onConnection]
+ * @param {(connected: boolean, signedOut?: string) => void} [options.onConnection] `signedOut`: the server's
+ *   message when it signed this socket out (no reconnect follows)
  */
 export function createJobFeed({ io, auth, onJob, onError = () => {}, onResync = () => {}, onConnection = () => {} }) {
   const followed = new Map(); // key -> subscribe payload
@@ -36,7 +39,11 @@ export function createJobFeed({ io, auth, onJob, onError = () => {}, onResync = 
     connectedBefore = true;
     onConnection(true);
   });
-  socket.on("disconnect", () => onConnection(false));
+  let signedOut;
+  socket.on("signed_out", (notice) => {
+    signedOut = (notice && notice.message) || "Signed out by the server; reload the page.";
+  });
+  socket.on("disconnect", () => onConnection(false, signedOut));
   socket.on("job", (job) => {
     if (job && (followed.has(`job:${job.id}`) || followed.has("shared"))) onJob(job);
   });

@@ -93,3 +93,15 @@ test("unfollowed jobs are ignored, late acks included", () => {
   socket.fire("job", { id: "x", state: "done" });
   assert.deepEqual(seen, []);
 });
+
+test("a socket the server signs out reports the server's message with the disconnect", () => {
+  const { io, socket } = fakeIo();
+  const states = [];
+  createJobFeed({ io, onJob: () => {}, onConnection: (...args) => states.push(args) });
+  socket.fire("connect");
+  socket.fire("disconnect"); // an ordinary drop: no message
+  socket.fire("connect");
+  socket.fire("signed_out", { code: "cookie_rotated", message: "This identity cookie was replaced." });
+  socket.fire("disconnect");
+  assert.deepEqual(states, [[true], [false, undefined], [true], [false, "This identity cookie was replaced."]]);
+});

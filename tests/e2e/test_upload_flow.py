@@ -339,3 +339,33 @@ def test_progress_is_stage_weighted_moves_through_the_model_stage_and_never_goes
         assert len(in_model) >= 3 and min(in_model) > 0, in_model
     finally:
         context.close()
+
+
+def test_a_page_signed_out_by_a_cookie_rotation_says_so(browser, live_stack):
+    """The identity cookie is rotated (as after a suspected copy): the page's socket, opened with the old cookie,
+    is signed out by the server, and the banner says why instead of promising a reconnect that won't come."""
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        page.goto(live_stack.base_url + "/")
+        page.wait_for_selector("body[data-ready=true]")
+        page.wait_for_function("() => !document.body.classList.contains('offline')")
+        status = page.evaluate(
+            """async () => {
+                const session = await (await fetch("/api/session")).json();
+                const answer = await fetch("/api/session/rotate",
+                    { method: "POST", headers: { "X-CSRF-Token": session.csrf_token } });
+                return answer.status;
+            }"""
+        )
+        assert status == 200
+        banner = page.get_by_test_id("connection-lost")
+        banner.wait_for(timeout=30_000)
+        assert "identity cookie was replaced" in banner.inner_text()
+        page.screenshot(path=str(artifact("signed-out.png")))
+        page.reload()  # the new cookie signs the page in again
+        page.wait_for_selector("body[data-ready=true]")
+        page.wait_for_function("() => !document.body.classList.contains('offline')")
+        assert page.get_by_test_id("connection-lost").is_hidden()
+    finally:
+        context.close()

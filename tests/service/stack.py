@@ -190,17 +190,21 @@ class User:
 
 
 class Watcher:
-    """A python-socketio client over WebSocket that records every ``job`` and ``revoked`` event."""
+    """A python-socketio client over WebSocket that records every ``job``, ``revoked`` and ``signed_out``
+    event."""
 
     def __init__(self, base_url: str, headers: dict | None = None, auth: dict | None = None):
         import socketio
 
         self.events: list[dict] = []
         self.revoked: list[dict] = []
+        self.signed_out: list[dict] = []
         self._cond = threading.Condition()
         self.client = socketio.Client(reconnection=False)
         self.client.on("job", self._on_job)
         self.client.on("revoked", self._on_revoked)
+        self.client.on("signed_out", self._on_signed_out)
+        self.client.on("disconnect", self._on_disconnect)
         self.client.connect(
             base_url, transports=["websocket"], headers=headers or {}, auth=auth or None, wait_timeout=20
         )
@@ -214,6 +218,23 @@ class Watcher:
         with self._cond:
             self.revoked.append(data)
             self._cond.notify_all()
+
+    def _on_signed_out(self, data):
+        with self._cond:
+            self.signed_out.append(data)
+            self._cond.notify_all()
+
+    def _on_disconnect(self, *_reason):
+        with self._cond:
+            self._cond.notify_all()
+
+    def wait_signed_out(self, timeout_s: float = 60) -> dict:
+        """Wait until the server signed this socket out (its ``signed_out`` event, then the disconnect);
+        returns the event."""
+        with self._cond:
+            if not self._cond.wait_for(lambda: self.signed_out and not self.client.connected, timeout_s):
+                raise TimeoutError(f"not signed out in {timeout_s}s; got {self.signed_out}")
+            return self.signed_out[0]
 
     def wait_revoked(self, share_token: str, timeout_s: float = 60) -> None:
         """Wait for the ``revoked`` event of ``share_token``."""

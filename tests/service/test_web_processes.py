@@ -1,6 +1,6 @@
-"""Several web processes behind one port (``maskweb web`` runs one per CPU core): the Prometheus counters add up
-over all of them, Socket.IO refuses long-polling (which would need every request of a session to reach one
-process), and a WebSocket in either process follows jobs. Real gunicorn with two gevent workers, Redis, SQLite.
+"""Several web processes behind one port (``maskweb web --processes N``): the Prometheus counters add up over all
+of them, Socket.IO refuses long-polling (which would need every request of a session to reach one process), a
+WebSocket in either process follows jobs, and deleting an API token signs out its sockets in every process. Real gunicorn with two gevent workers, Redis, SQLite.
 
 Which process answers is the kernel's choice, so the tests open TCP connections until they hold one accepted
 by each process (read from /proc: the server-side socket's inode among each process's open files) and then send
@@ -151,6 +151,27 @@ def _established_by_process(stack: Stack) -> dict[int, int]:
     return counts
 
 
+def _sockets_in_every_process(stack: Stack, user) -> list:
+    """Sockets of ``user``, opened until every web process holds at least one."""
+    baseline = _established_by_process(stack)
+    watchers = []
+    while not all(n > baseline[pid] for pid, n in _established_by_process(stack).items()):
+        assert len(watchers) < 60, "the sockets all went to one process"
+        watchers.append(user.socket())
+    return watchers
+
+
+def test_deleting_an_api_token_signs_out_its_sockets_in_every_process(two_process_web):
+    script = two_process_web.user(token=True)
+    (job,) = script.upload(png_bytes(24, 16, seed=9))
+    token_id = next(t["id"] for t in script.get("/api/tokens").json()["tokens"] if t["current"])
+    watchers = _sockets_in_every_process(two_process_web, script)
+    assert all(w.subscribe({"job_id": job["id"]})["ok"] for w in watchers)
+    assert script.delete(f"/api/tokens/{token_id}").status_code == 204
+    for watcher in watchers:
+        assert watcher.wait_signed_out(60)["code"] == "api_token_revoked"
+
+
 def test_long_polling_is_refused_and_websockets_in_every_process_follow_jobs(two_process_web):
     status, _ = _request(
         http.client.HTTPConnection("127.0.0.1", two_process_web.settings.port, timeout=30),
@@ -163,10 +184,7 @@ def test_long_polling_is_refused_and_websockets_in_every_process_follow_jobs(two
     watchers = []
     try:
         (job,) = user.upload(png_bytes(40, 30, seed=5))
-        baseline = _established_by_process(two_process_web)
-        while not all(n > baseline[pid] for pid, n in _established_by_process(two_process_web).items()):
-            assert len(watchers) < 60, "the sockets all went to one process"
-            watchers.append(user.socket())
+        watchers = _sockets_in_every_process(two_process_web, user)
         for watcher in watchers:
             assert watcher.subscribe({"job_id": job["id"]})["ok"]
     finally:

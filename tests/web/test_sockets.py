@@ -28,16 +28,20 @@ def server(redis_settings, queue):
 
     def connect(cookie: str | None = None, auth: dict | None = None):
         client = socketio_client.Client(reconnection=False)
-        events, revoked = queue_module.Queue(), queue_module.Queue()
+        events, revoked, signed_out = queue_module.Queue(), queue_module.Queue(), queue_module.Queue()
+        disconnected = threading.Event()
         client.on("job", events.put)
         client.on("revoked", revoked.put)
+        client.on("signed_out", signed_out.put)
+        client.on("disconnect", lambda *_reason: disconnected.set())
         headers = {"Cookie": f"maskweb_id={cookie}"} if cookie else {}
         client.connect(
             f"http://127.0.0.1:{httpd.server_port}", headers=headers, auth=auth, transports=["websocket"],
             wait_timeout=EVENT_TIMEOUT_S,
         )  # fmt: skip
         clients.append(client)
-        client.events, client.revoked = events, revoked
+        client.events, client.revoked, client.signed_out = events, revoked, signed_out
+        client.disconnected = disconnected
         return client
 
     app.connect = connect
@@ -125,6 +129,48 @@ def test_api_token_and_share_token_identities(server, redis_settings):
     assert ack["ok"] is False and ack["error"]["code"] == "not_found"
     bad = anonymous.call("subscribe", {"nothing": 1}, timeout=EVENT_TIMEOUT_S)
     assert bad["ok"] is False and bad["error"]["code"] == "bad_request"
+
+
+def _still_served(client, job_id: str) -> bool:
+    return client.call("subscribe", {"job_id": job_id}, timeout=EVENT_TIMEOUT_S)["ok"] is True
+
+
+def test_deleting_an_api_token_signs_out_the_sockets_it_opened(server):
+    owner = Visitor(server)
+    (job,) = owner.upload(png())
+    first, second = (owner.post("/api/tokens").get_json() for _ in range(2))
+    listed = owner.client.get("/api/tokens", headers={"Authorization": f"Bearer {first['token']}"}).get_json()
+    first["id"] = next(t["id"] for t in listed["tokens"] if t["current"])
+    by_first = server.connect(auth={"token": first["token"]})
+    by_second = server.connect(auth={"token": second["token"]})
+    by_cookie = server.connect(cookie=cookie_of(owner))
+    assert _still_served(by_first, job["id"])
+
+    assert owner.delete(f"/api/tokens/{first['id']}").status_code == 204
+    signed_out = by_first.signed_out.get(timeout=EVENT_TIMEOUT_S)
+    assert signed_out["code"] == "api_token_revoked" and "deleted" in signed_out["message"]
+    assert by_first.disconnected.wait(EVENT_TIMEOUT_S)
+    # The owner's other credentials keep their sockets.
+    assert _still_served(by_second, job["id"]) and _still_served(by_cookie, job["id"])
+    assert by_second.signed_out.empty() and by_cookie.signed_out.empty()
+    with pytest.raises(socketio_client.exceptions.ConnectionError):
+        server.connect(auth={"token": first["token"]})
+
+
+def test_rotating_the_cookie_signs_out_the_sockets_of_older_cookies(server):
+    owner, other = Visitor(server), Visitor(server)
+    (job,) = owner.upload(png())
+    (others,) = other.upload(png())
+    stolen = cookie_of(owner)
+    thief = server.connect(cookie=stolen)
+    bystander = server.connect(cookie=cookie_of(other))
+    assert _still_served(thief, job["id"])
+
+    assert owner.post("/api/session/rotate").status_code == 200
+    assert thief.signed_out.get(timeout=EVENT_TIMEOUT_S)["code"] == "cookie_rotated"
+    assert thief.disconnected.wait(EVENT_TIMEOUT_S)
+    assert _still_served(server.connect(cookie=cookie_of(owner)), job["id"])  # the new cookie connects
+    assert _still_served(bystander, others["id"]) and bystander.signed_out.empty()  # other users untouched
 
 
 @pytest.mark.parametrize("auth", [{"token": "mw_not-a-token"}, {"share_token": "revoked-or-unknown"}])
