@@ -1,7 +1,9 @@
-"""The WSGI entry point for gunicorn: ``maskweb web`` runs ``gunicorn -k gevent -w 1 backend.web.wsgi:app``.
+"""The WSGI entry point for gunicorn: ``maskweb web`` runs ``gunicorn -k gevent backend.web.wsgi:app``
+(``backend.cli.run.web_argv``).
 
-One worker process (Flask-SocketIO keeps its rooms per process; several web processes share events through the
-Redis message queue but each needs sticky sessions), settings from the environment. gevent's worker patches
+``MASKWEB_WEB_PROCESSES`` worker processes, one by default (each keeps its own sockets and rooms; events reach
+all of them through the Redis message queue, and with more than one Socket.IO is WebSocket-only), settings
+from the environment. gevent's worker patches
 the standard library before importing this module; ``check_cooperative`` refuses to start when a blocking
 piece slipped in first (psycopg picks its wait function when imported: before the patch it would block every
 greenlet of the process while a query runs).
