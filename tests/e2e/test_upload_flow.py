@@ -341,6 +341,12 @@ def test_progress_is_stage_weighted_moves_through_the_model_stage_and_never_goes
         context.close()
 
 
+def wait_live(page) -> None:
+    """Until the page is ready and its live feed connected (no connection banner)."""
+    page.wait_for_selector("body[data-ready=true]")
+    page.wait_for_function("() => !document.body.classList.contains('offline')")
+
+
 def test_a_page_signed_out_by_a_cookie_rotation_says_so(browser, live_stack):
     """The identity cookie is rotated (as after a suspected copy): the page's socket, opened with the old cookie,
     is signed out by the server, and the banner says why instead of promising a reconnect that won't come."""
@@ -348,8 +354,7 @@ def test_a_page_signed_out_by_a_cookie_rotation_says_so(browser, live_stack):
     try:
         page = context.new_page()
         page.goto(live_stack.base_url + "/")
-        page.wait_for_selector("body[data-ready=true]")
-        page.wait_for_function("() => !document.body.classList.contains('offline')")
+        wait_live(page)
         status = page.evaluate(
             """async () => {
                 const session = await (await fetch("/api/session")).json();
@@ -364,8 +369,7 @@ def test_a_page_signed_out_by_a_cookie_rotation_says_so(browser, live_stack):
         assert "identity cookie was replaced" in banner.inner_text()
         page.screenshot(path=str(artifact("signed-out.png")))
         page.reload()  # the new cookie signs the page in again
-        page.wait_for_selector("body[data-ready=true]")
-        page.wait_for_function("() => !document.body.classList.contains('offline')")
+        wait_live(page)
         assert page.get_by_test_id("connection-lost").is_hidden()
     finally:
         context.close()
