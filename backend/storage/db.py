@@ -1,6 +1,7 @@
 """Engines, sessions and migrations.
 
-- ``make_engine(url)``: an Engine for SQLite (foreign keys on, WAL, a busy timeout, usable from threads) or
+- ``make_engine(url)``: an Engine for SQLite (foreign keys on, WAL, lock waits of up to 30 s that let other
+  greenlets run: ``sqlite_wait``; usable from threads) or
   PostgreSQL (``postgresql+psycopg://...``; pre-ping so a restarted server is survived).
 - ``session_scope(engine)``: ``with session_scope(engine) as session:`` commits on success, rolls back on error.
 - ``migrate(url)``: Alembic ``upgrade head`` with the migrations shipped inside this package; safe to call from
@@ -23,6 +24,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from backend.atomic import make_dirs
 
+from .sqlite_wait import CooperativeConnection
+
 PACKAGE_DIR = Path(__file__).resolve().parent
 ALEMBIC_INI = PACKAGE_DIR / "alembic.ini"
 MIGRATIONS_DIR = PACKAGE_DIR / "migrations"
@@ -42,7 +45,9 @@ def make_engine(url: str, **kwargs) -> Engine:
         path = _sqlite_path(url)
         if path is not None:
             make_dirs(path.parent)
-        connect_args = {"check_same_thread": False, "timeout": 30}
+        # timeout 0: SQLite's own busy handler would sleep in C, stopping every greenlet of the process while
+        # another connection holds the write lock; CooperativeConnection waits (up to 30 s) in Python instead.
+        connect_args = {"check_same_thread": False, "timeout": 0, "factory": CooperativeConnection}
         connect_args.update(kwargs.pop("connect_args", {}))
         engine = create_engine(url, connect_args=connect_args, **kwargs)
 
