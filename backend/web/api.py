@@ -125,9 +125,9 @@ def get_status():
 def create_token():
     db = get_db()
     user_id = require_user(db)  # no credentials at all: a new user for the script
-    token = new_api_token(db, user_id)
+    token_id, token = new_api_token(db, user_id)
     db.commit()
-    return jsonify({"token": token, "user_id": user_id}), 201
+    return jsonify({"id": token_id, "token": token, "user_id": user_id}), 201
 
 
 @bp.get("/tokens")

@@ -99,11 +99,14 @@ def csrf_token(secret: str, user_id: str) -> str:
     return hmac.new(secret.encode(), f"csrf:{user_id}".encode(), hashlib.sha256).hexdigest()
 
 
-def new_api_token(session: Session, user_id: str) -> str:
-    """Create and store (as SHA-256) a new bearer token for ``user_id``; returns the token, shown only once."""
+def new_api_token(session: Session, user_id: str) -> tuple[int, str]:
+    """Create and store (as SHA-256) a new bearer token for ``user_id``; returns ``(its id, the token)``: the
+    id names it in ``GET``/``DELETE /api/tokens``, the token itself is shown only once. Flushes the session."""
     token = "mw_" + secrets.token_urlsafe(32)
-    session.add(ApiToken(user_id=user_id, token_sha256=secret_digest(token)))
-    return token
+    row = ApiToken(user_id=user_id, token_sha256=secret_digest(token))
+    session.add(row)
+    session.flush()
+    return row.id, token
 
 
 def token_row(session: Session, token: str) -> ApiToken | None:

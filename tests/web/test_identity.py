@@ -110,12 +110,12 @@ def test_the_cookie_is_secure_when_configured(settings, queue):
 
 
 def test_api_tokens_can_be_listed_and_revoked_by_their_owner_only(app, visitor, script):
-    second = visitor.post("/api/tokens").get_json()["token"]
+    made = visitor.post("/api/tokens").get_json()
+    second, token_id = made["token"], made["id"]
     bearer = {"Authorization": f"Bearer {second}"}
     listed = visitor.client.get("/api/tokens", headers=bearer).get_json()["tokens"]
-    assert [t["current"] for t in listed] == [True]
+    assert [(t["id"], t["current"]) for t in listed] == [(token_id, True)]  # the id POST answered names it
     assert listed[0]["created_at"] and listed[0]["last_used_at"] and "token" not in listed[0]
-    token_id = listed[0]["id"]
     mine = visitor.get("/api/tokens").get_json()["tokens"]
     assert [t["id"] for t in mine] == [token_id] and mine[0]["current"] is False
 
