@@ -7,6 +7,11 @@ A ``Job`` moves through states ``queued -> running -> done | failed``, or ``-> c
 ``stage`` is ``waiting``; ``dispatched_at`` is NULL while it waits in the database and set when the
 dispatcher hands it to Celery. While running, ``stage`` is ``decode | model | masks | saving`` and
 ``progress`` goes from 0 to 1. Finished jobs have ``stage`` None.
+
+Every UPDATE of a job row adds one to its ``revision`` (the column's ``onupdate``, applied to ORM flushes and
+to ``update()`` statements alike), so a job's JSON says how new it is: events about one job come from several
+processes (the web's dispatcher rounds, the worker's stage writes) and can reach a client out of order, and a
+client keeps the highest revision it has seen and ignores anything older.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
+    literal_column,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -126,6 +132,9 @@ class Job(Base):
         # Every claim reads the stage durations of the latest finished jobs (repo.recent_stage_seconds).
         Index("ix_jobs_state_finished", "state", "finished_at"),
     )
+    # A flush reads the new ``revision`` back at once (RETURNING), so a job changed through the ORM still
+    # answers ``as_dict`` after its session is gone instead of raising DetachedInstanceError.
+    __mapper_args__ = {"eager_defaults": True}
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     user_id: Mapped[str] = mapped_column(
@@ -154,6 +163,10 @@ class Job(Base):
     stage_estimates: Mapped[dict[str, float] | None] = mapped_column(JSON, nullable=True)
     cancel_requested: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
     celery_task_id: Mapped[str | None] = mapped_column(String(64), nullable=True)  # set by the dispatcher
+    # One more at every UPDATE of the row (see the module docstring): how new a job's JSON is.
+    revision: Mapped[int] = mapped_column(
+        Integer, nullable=False, default=0, server_default="0", onupdate=literal_column("revision + 1")
+    )
 
     share_links: Mapped[list[ShareLink]] = relationship(
         back_populates="job", cascade="all, delete-orphan", passive_deletes=True
@@ -208,6 +221,7 @@ class Job(Base):
             "stage_estimates": dict(self.stage_estimates) if self.stage_estimates else None,
             "stage_elapsed_s": self.stage_elapsed_s(),
             "cancel_requested": bool(self.cancel_requested),
+            "revision": int(self.revision or 0),
             "urls": self.api_urls(urls_base),
         }
 

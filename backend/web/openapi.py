@@ -137,7 +137,7 @@ SCHEMAS: dict = {
     },
     "Job": {
         "type": "object",
-        "required": ["id", "state", "stage", "progress", "queue_position", "urls"],
+        "required": ["id", "state", "stage", "progress", "queue_position", "revision", "urls"],
         "properties": {
             "id": {"type": "string"},
             "state": {"enum": list(STATES)},
@@ -170,6 +170,13 @@ SCHEMAS: dict = {
                 "description": "seconds since the running job's current stage began; null unless running",
             },
             "cancel_requested": {"type": "boolean"},
+            "revision": {
+                "type": "integer",
+                "minimum": 0,
+                "description": "one more at every change of the job; events can arrive out of order, so a "
+                "client keeps the highest revision it has seen and ignores a job with a lower one (a queue "
+                "position can change at the same revision)",
+            },
             "urls": _ref("JobUrls"),
         },
     },
@@ -279,9 +286,17 @@ def _paths() -> dict:
                     "201": _json(
                         {
                             "type": "object",
-                            "properties": {"token": {"type": "string"}, "user_id": {"type": "string"}},
+                            "required": ["id", "token", "user_id"],
+                            "properties": {
+                                "id": {
+                                    "type": "integer",
+                                    "description": "names the token in /api/tokens/{id}",
+                                },
+                                "token": {"type": "string"},
+                                "user_id": {"type": "string"},
+                            },
                         },
-                        "The token",
+                        "The token (shown only this once) and its id",
                     ),
                     "401": AUTH,
                     "403": CSRF,

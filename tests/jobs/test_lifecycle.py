@@ -65,6 +65,24 @@ def test_claim_starts_an_attempt_in_stage_decode(settings, publish, published):
     assert published == [(RUNNING, DECODE, 0.0)]
 
 
+def test_every_write_of_a_job_raises_its_revision_so_clients_can_order_its_events(settings):
+    revisions = []
+    job_id = _queued_job(settings)
+    revisions.append(_row(settings, job_id).revision)
+    job = claim(settings, job_id, TASK, lambda job: None)  # an update() statement
+    revisions.append(job.revision)
+    run = JobRun(settings, job_id, TASK, lambda job: None)
+    run.progress(MODEL, 0.0)
+    revisions.append(_row(settings, job_id).revision)
+    with session_scope(lifecycle.engine(settings)) as db:  # an ORM flush
+        db.get(Job, job_id).cancel_requested = True
+    revisions.append(_row(settings, job_id).revision)
+    run.finish(DONE, progress=1.0)
+    revisions.append(_row(settings, job_id).revision)
+    assert revisions[0] == 0 and all(a < b for a, b in zip(revisions, revisions[1:], strict=False))
+    assert _row(settings, job_id).as_dict()["revision"] == revisions[-1]
+
+
 def test_a_stale_message_is_dropped_and_changes_nothing(settings, publish, published):
     job_id = _queued_job(settings, task_id="newer")
     assert claim(settings, job_id, "older", publish) is None

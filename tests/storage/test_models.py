@@ -10,7 +10,7 @@ from backend.storage.models import DONE, QUEUED, RUNNING, Job, User, iso
 KEYS = {
     "id", "state", "stage", "progress", "queue_position", "filename", "width", "height", "created_at",
     "started_at", "finished_at", "error", "error_code", "instance_count", "classes", "timings",
-    "stage_estimates", "stage_elapsed_s", "cancel_requested", "urls",
+    "stage_estimates", "stage_elapsed_s", "cancel_requested", "revision", "urls",
 }  # fmt: skip
 
 
@@ -54,3 +54,18 @@ def test_as_dict_shape_and_urls():
 def test_iso_formats_utc_with_z():
     assert iso(None) is None
     assert iso(datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)) == "2026-01-02T03:04:05Z"
+
+
+def test_a_job_changed_through_the_orm_knows_its_new_revision_after_its_session_closed(engine):
+    with session_scope(engine) as db:
+        user = User()
+        db.add(user)
+        db.flush()
+        job = Job(user_id=user.id, state=QUEUED)
+        db.add(job)
+    with session_scope(engine) as db:
+        job = db.get(Job, job.id)
+        before = job.revision
+        job.cancel_requested = True
+    # detached now: the value the flush wrote is already here, not an expired attribute to reload
+    assert job.as_dict()["revision"] == before + 1
