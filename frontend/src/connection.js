@@ -1,6 +1,7 @@
 /**
- * The connection-lost banner (in _layout.html): shown while the live feed is disconnected. Socket.IO
- * reconnects by itself; when it does, the pages re-read their jobs over HTTP and the banner goes. A socket the
+ * The connection-lost banner (in _layout.html): shown while the live feed has no connection (lost, or never
+ * made: a proxy that blocks WebSocket). Socket.IO reconnects by itself, and meanwhile the feed polls the jobs
+ * over HTTP (``socket.js``); once connected, the pages re-read their jobs and the banner goes. A socket the
  * server signed out (its credential revoked) does not come back: the banner then says the server's message.
  */
 

@@ -140,6 +140,7 @@ async function main() {
       onError: (_key, error) => showNotice(status, error.message),
       onResync: async () => show(await api.get(`/api/jobs/${job.id}`)),
       onConnection: showConnection,
+      fetchJob: ({ job_id: id }) => api.get(`/api/jobs/${encodeURIComponent(id)}`),
     });
     feed.followJob(job.id);
   }

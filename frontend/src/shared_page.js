@@ -51,7 +51,18 @@ async function main() {
     return;
   }
   if (reply.job.state !== "done") {
-    const feed = createJobFeed({ io, auth: { share_token: token }, onJob: (job) => show(job, null), onConnection: showConnection });
+    const reread = async () => split(await api.get(base));
+    const feed = createJobFeed({
+      io,
+      auth: { share_token: token },
+      onJob: (job) => show(job, null),
+      onResync: async () => {
+        const fresh = await reread();
+        await show(fresh.job, fresh.result);
+      },
+      onConnection: showConnection,
+      fetchJob: async () => (await reread()).job,
+    });
     feed.followShared(token);
   }
   await show(reply.job, reply.result);

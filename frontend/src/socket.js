@@ -8,7 +8,22 @@
  * are lost, `onResync` is called after a reconnect so the page re-reads the truth over HTTP. When the
  * credential the socket signed in with is revoked (an API token deleted, the identity cookie rotated), the server
  * sends `signed_out` `{code, message}` and disconnects for good: `onConnection(false, message)`.
+ *
+ * Without a connection (a proxy that blocks WebSocket, a server restarting) the feed falls back to HTTP: every
+ * followed job not yet final is read with `fetchJob` and reported through `onJob`, first after
+ * `POLL_FIRST_MS`, then at intervals doubling up to `POLL_MAX_MS`, until the socket connects (or is signed out).
+ * A page that never connects hears `onConnection(false)` on its first failed attempt, so it can say so.
+ *
+ * Events about one job come from several server processes and can arrive out of order (a dispatcher round's
+ * "queued" read before a worker claimed the job, delivered after the worker's "running"). Every job carries a
+ * `revision` that grows with each change, so the feed reports a job only when its revision is at least the
+ * highest already reported for it: an older one is dropped, an equal one (a queue position that moved) is not.
  */
+
+import { FINAL_STATES } from "./jobs.js";
+
+export const POLL_FIRST_MS = 3000;
+export const POLL_MAX_MS = 30000;
 
 /**
  * @param {object} options
@@ -19,38 +34,114 @@
  * @param {() => void} [options.onResync] after a reconnect: re-read state over HTTP
  * @param {(connected: boolean, signedOut?: string) => void} [options.onConnection] `signedOut`: the server's
  *   message when it signed this socket out (no reconnect follows)
+ * @param {(payload: object) => Promise<object>} [options.fetchJob] the job behind a subscribe payload over HTTP
+ *   (`{job_id}` or `{share_token}`): what the feed polls while it has no connection; none: no polling
+ * @param {{set: Function, clear: Function}} [options.timers] `setTimeout`/`clearTimeout` (tests inject fakes)
  */
-export function createJobFeed({ io, auth, onJob, onError = () => {}, onResync = () => {}, onConnection = () => {} }) {
+export function createJobFeed({
+  io,
+  auth,
+  onJob,
+  onError = () => {},
+  onResync = () => {},
+  onConnection = () => {},
+  fetchJob,
+  timers = { set: (fn, ms) => setTimeout(fn, ms), clear: (id) => clearTimeout(id) },
+}) {
   const followed = new Map(); // key -> subscribe payload
+  const lastState = new Map(); // key -> the last state reported for it
+  const lastRevision = new Map(); // key -> the highest revision reported for it
   const socket = io({ auth, transports: ["websocket", "polling"] });
   let connectedBefore = false;
+  let offlineShown = false;
+  let signedOut;
+  let closed = false;
+  let pollTimer = null;
+  let pollDelay = POLL_FIRST_MS;
+
+  function keyOf(job) {
+    return followed.has("shared") ? "shared" : `job:${job.id}`;
+  }
+
+  function report(job) {
+    const key = keyOf(job);
+    if (!followed.has(key)) return;
+    if (Number.isInteger(job.revision)) {
+      if (job.revision < (lastRevision.get(key) ?? -1)) return; // overtaken by a newer one
+      lastRevision.set(key, job.revision);
+    }
+    lastState.set(key, job.state);
+    onJob(job);
+  }
 
   function subscribe(key, payload) {
     socket.emit("subscribe", payload, (ack) => {
       if (!followed.has(key)) return;
-      if (ack && ack.ok && ack.job) onJob(ack.job);
+      if (ack && ack.ok && ack.job) report(ack.job);
       else onError(key, (ack && ack.error) || { code: "subscribe_failed", message: "Could not follow this job." });
     });
   }
 
+  function stopPolling() {
+    if (pollTimer !== null) timers.clear(pollTimer);
+    pollTimer = null;
+    pollDelay = POLL_FIRST_MS;
+  }
+
+  function schedulePoll() {
+    if (!fetchJob || pollTimer !== null || socket.connected || signedOut || closed) return;
+    pollTimer = timers.set(poll, pollDelay);
+    pollDelay = Math.min(pollDelay * 2, POLL_MAX_MS);
+  }
+
+  async function poll() {
+    pollTimer = null;
+    if (socket.connected || signedOut || closed) return;
+    const pending = [...followed].filter(([key]) => !FINAL_STATES.has(lastState.get(key)));
+    await Promise.all(
+      pending.map(async ([key, payload]) => {
+        try {
+          const job = await fetchJob(payload);
+          if (!socket.connected && followed.has(key) && job) report(job);
+        } catch (err) {
+          if (err && err.status === 404 && followed.has(key)) onError(key, { code: "not_found", message: err.message });
+          // anything else (the server unreachable too): the next poll tries again
+        }
+      }),
+    );
+    schedulePoll();
+  }
+
+  function offline() {
+    if (!offlineShown || signedOut) onConnection(false, signedOut);
+    offlineShown = true;
+    schedulePoll();
+  }
+
   socket.on("connect", () => {
+    stopPolling();
     for (const [key, payload] of followed) subscribe(key, payload);
     if (connectedBefore) onResync();
     connectedBefore = true;
+    offlineShown = false;
     onConnection(true);
   });
-  let signedOut;
   socket.on("signed_out", (notice) => {
     signedOut = (notice && notice.message) || "Signed out by the server; reload the page.";
   });
-  socket.on("disconnect", () => onConnection(false, signedOut));
+  socket.on("disconnect", offline);
+  socket.on("connect_error", offline);
   socket.on("job", (job) => {
-    if (job && (followed.has(`job:${job.id}`) || followed.has("shared"))) onJob(job);
+    if (job && followed.has(keyOf(job))) report(job);
   });
 
   function follow(key, payload) {
     followed.set(key, payload);
     if (socket.connected) subscribe(key, payload);
+    else if (offlineShown) {
+      stopPolling(); // a job followed while offline is read soon, not after the current (longer) wait
+      schedulePoll();
+    }
   }
 
   return {
@@ -59,9 +150,17 @@ export function createJobFeed({ io, auth, onJob, onError = () => {}, onResync = 
     /** Follow the job behind a share link. */
     followShared: (token) => follow("shared", { share_token: token }),
     /** Stop reporting a job's events (the server keeps the room; they are ignored here). */
-    unfollowJob: (jobId) => followed.delete(`job:${jobId}`),
+    unfollowJob: (jobId) => {
+      followed.delete(`job:${jobId}`);
+      lastState.delete(`job:${jobId}`);
+      lastRevision.delete(`job:${jobId}`);
+    },
     isFollowing: (jobId) => followed.has(`job:${jobId}`),
-    close: () => socket.disconnect(),
+    close: () => {
+      closed = true;
+      stopPolling();
+      socket.disconnect();
+    },
     socket,
   };
 }

@@ -30,6 +30,7 @@ const feed = createJobFeed({
   onError: (key, error) => cards.get(key.replace(/^job:/, ""))?.fail(error.message),
   onResync: () => refreshAll(),
   onConnection: showConnection,
+  fetchJob: ({ job_id: id }) => api.get(`/api/jobs/${encodeURIComponent(id)}`),
 });
 
 const uploads = createUploadQueue({

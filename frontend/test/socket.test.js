@@ -45,6 +45,21 @@ test("subscribes on connect and reports the acknowledged state", () => {
   assert.deepEqual(seen.map((j) => j.state), ["queued", "running"]);
 });
 
+test("an event older than one already reported is dropped; an equal revision (a moved position) is not", () => {
+  const { io, socket } = fakeIo();
+  const seen = [];
+  const feed = createJobFeed({ io, onJob: (j) => seen.push(`${j.state}@${j.revision}`) });
+  socket.fire("connect");
+  feed.followJob("j1");
+  socket.emitted[0].ack({ ok: true, job: { id: "j1", state: "queued", queue_position: 2, revision: 1 } });
+  socket.fire("job", { id: "j1", state: "queued", queue_position: 1, revision: 1 });
+  socket.fire("job", { id: "j1", state: "running", stage: "decode", revision: 3 });
+  // a dispatcher round read the job before the worker claimed it; its event arrives after the claim's
+  socket.fire("job", { id: "j1", state: "queued", queue_position: 1, revision: 2 });
+  socket.fire("job", { id: "j1", state: "done", revision: 7 });
+  assert.deepEqual(seen, ["queued@1", "queued@1", "running@3", "done@7"]);
+});
+
 test("after a reconnect every job is subscribed again and the page is told to re-read over HTTP", () => {
   const { io, socket } = fakeIo();
   let resyncs = 0;
@@ -104,4 +119,106 @@ test("a socket the server signs out reports the server's message with the discon
   socket.fire("signed_out", { code: "cookie_rotated", message: "This identity cookie was replaced." });
   socket.fire("disconnect");
   assert.deepEqual(states, [[true], [false, undefined], [true], [false, "This identity cookie was replaced."]]);
+});
+
+/** Timers the test runs by hand: `run()` fires the pending one and returns its delay. */
+function fakeTimers() {
+  const pending = new Map();
+  let next = 1;
+  return {
+    set(fn, ms) {
+      pending.set(next, { fn, ms });
+      return next++;
+    },
+    clear(id) {
+      pending.delete(id);
+    },
+    get count() {
+      return pending.size;
+    },
+    async run() {
+      const [id, { fn, ms }] = pending.entries().next().value;
+      pending.delete(id);
+      await fn();
+      return ms;
+    },
+  };
+}
+
+test("without a connection the feed polls its unfinished jobs over HTTP, backing off, until it connects", async () => {
+  const { io, socket } = fakeIo();
+  const timers = fakeTimers();
+  const seen = [];
+  const asked = [];
+  const connection = [];
+  const states = { a: "queued", b: "running" };
+  const feed = createJobFeed({
+    io,
+    timers,
+    onJob: (j) => seen.push(`${j.id}:${j.state}`),
+    onConnection: (...args) => connection.push(args),
+    fetchJob: async ({ job_id: id }) => {
+      asked.push(id);
+      return { id, state: states[id] };
+    },
+  });
+  feed.followJob("a");
+  feed.followJob("b");
+  assert.equal(timers.count, 0, "no polling before the first failed attempt");
+  socket.fire("connect_error", new Error("websocket error"));
+  socket.fire("connect_error", new Error("websocket error")); // every retry fails the same way
+  assert.deepEqual(connection, [[false, undefined]], "the page hears once that it is offline");
+  assert.equal(await timers.run(), 3000);
+  assert.deepEqual(asked.sort(), ["a", "b"]);
+  states.a = "done";
+  assert.equal(await timers.run(), 6000);
+  states.b = "done";
+  assert.equal(await timers.run(), 12000);
+  assert.deepEqual(asked.filter((id) => id === "a").length, 2, "a final job is not read again");
+  assert.deepEqual(seen, ["a:queued", "b:running", "a:done", "b:running", "b:done"]);
+  assert.equal(timers.count, 1, "still offline: the next poll waits");
+  feed.followJob("c"); // uploaded while offline: read after the first delay again, not the current 24 s
+  states.c = "queued";
+  assert.equal(timers.count, 1);
+  assert.equal(await timers.run(), 3000);
+  assert.deepEqual(seen.at(-1), "c:queued");
+  socket.fire("connect");
+  assert.equal(timers.count, 0, "connected: polling stops");
+  assert.deepEqual(connection.at(-1), [true]);
+});
+
+test("polling waits at most 30 s between reads, reports a vanished job, and stops once signed out", async () => {
+  const { io, socket } = fakeIo();
+  const timers = fakeTimers();
+  const errors = [];
+  const feed = createJobFeed({
+    io,
+    timers,
+    onJob: () => {},
+    onError: (key, e) => errors.push([key, e.code]),
+    fetchJob: async ({ job_id: id }) => {
+      if (id === "gone") throw Object.assign(new Error("No such job."), { status: 404 });
+      throw Object.assign(new Error("offline"), { status: 0 });
+    },
+  });
+  feed.followJob("x");
+  feed.followJob("gone");
+  socket.fire("connect_error", new Error("down"));
+  const delays = [];
+  for (let i = 0; i < 6; i++) delays.push(await timers.run());
+  assert.deepEqual(delays, [3000, 6000, 12000, 24000, 30000, 30000]);
+  assert.deepEqual(errors[0], ["job:gone", "not_found"]);
+  socket.fire("connect");
+  socket.fire("signed_out", { code: "api_token_revoked", message: "This API token was deleted." });
+  socket.fire("disconnect");
+  assert.equal(timers.count, 0, "a signed-out page does not poll with a credential that no longer works");
+});
+
+test("a feed without fetchJob does not poll", () => {
+  const { io, socket } = fakeIo();
+  const timers = fakeTimers();
+  const feed = createJobFeed({ io, timers, onJob: () => {} });
+  feed.followJob("a");
+  socket.fire("connect_error", new Error("down"));
+  assert.equal(timers.count, 0);
 });
