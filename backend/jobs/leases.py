@@ -6,7 +6,10 @@ Redis keys (all with a time-to-live, so a dead process's keys vanish by themselv
 - ``maskweb:lease:<job id>`` = ``<hostname>|<pid>|<task id>``, TTL ``LEASE_TTL_S``: that process is running the
   job for the queue message ``<task id>``.
 - ``maskweb:lease-missing`` = ``{job id: Redis time first seen without a lease}``: the reaper's memory, so a
-  lease must stay missing for ``LEASE_MISSING_GRACE_S`` before its job counts as lost.
+  lease must stay missing for ``LEASE_MISSING_GRACE_S`` before its job counts as lost. A keeper that takes a
+  lease back removes the job's entry in the same step: a lease that vanishes, returns and vanishes again
+  counts from its second absence, even when no reaper round saw it back (the rounds wait on the dispatcher
+  lock, so they can be far apart).
 
 Two threads per worker process, so that nothing slow can starve a lease:
 
@@ -70,12 +73,18 @@ UNACKED_KEY = "unacked"  # kombu's Redis transport: {delivery tag: message} of m
 
 # Delete a key only while it still holds our value (a lease taken over must stay the new owner's).
 _RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
-# Refresh our lease; take it back when it is gone; leave it when another process holds it.
-# Returns 1 (refreshed), 2 (taken back), 0 (someone else's).
+# Refresh our lease; take it back when it is gone (and clear the reaper's note that it was missing: the next
+# time it goes missing counts from then); leave it when another process holds it.
+# KEYS: the lease, MISSING_KEY; ARGV: our value, the TTL, the job id. Returns 1 (refreshed), 2 (taken back),
+# 0 (someone else's).
 _REFRESH = """
 local current = redis.call('get', KEYS[1])
 if current == ARGV[1] then redis.call('expire', KEYS[1], ARGV[2]) return 1 end
-if not current then redis.call('set', KEYS[1], ARGV[1], 'EX', ARGV[2]) return 2 end
+if not current then
+  redis.call('set', KEYS[1], ARGV[1], 'EX', ARGV[2])
+  redis.call('hdel', KEYS[2], ARGV[3])
+  return 2
+end
 return 0
 """
 _SWAP = (
@@ -335,7 +344,7 @@ class LeaseKeeper(threading.Thread):
         """One round: the worker key, then every held lease (taken back if it vanished)."""
         self.redis.set(worker_key(self.hostname), self.info, ex=WORKER_TTL_S)
         for job_id, value in self.held().items():
-            outcome = self.redis.eval(_REFRESH, 1, lease_key(job_id), value, LEASE_TTL_S)
+            outcome = self.redis.eval(_REFRESH, 2, lease_key(job_id), MISSING_KEY, value, LEASE_TTL_S, job_id)
             if outcome == 2:
                 log.warning(
                     "the lease of job %s had vanished while this process runs it; took it back", job_id
