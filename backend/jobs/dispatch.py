@@ -162,8 +162,8 @@ def stored_positions(settings: Settings, job_ids: list[str]) -> dict[str, int]:
 def pump(settings: Settings, positions_stored: Callable[[], None] | None = None) -> dict[str, int]:
     """Hand waiting jobs to Celery in fair order, then publish moved queue positions.
 
-    ``positions_stored`` is called as soon as the new positions are readable (before the Celery messages and
-    the events go out: an upload waiting for its positions need not wait for those). Returns ``{job_id: queue
+    ``positions_stored`` is called as soon as the new positions are readable (before the events and then the
+    Celery messages go out: an upload waiting for its positions need not wait for those). Returns ``{job_id: queue
     position}`` of every queued job after the run. Raises redis errors when Redis is unreachable (the jobs stay
     waiting in the database and the next pump hands them out).
     """
@@ -180,9 +180,11 @@ def _round(settings: Settings, positions_stored: Callable[[], None] | None) -> t
         news = _store_positions(settings, positions)
         if positions_stored is not None:
             positions_stored()
+        # The events go out before the messages: a job handed out in this round is announced as queued before
+        # any worker can hold its message, so its "running" can never reach a page ahead of its "queued".
+        _publish_news(settings, positions, news)
         if picked:
             _send(settings, picked)
-        _publish_news(settings, positions, news)
         return positions, len(picked) >= MAX_PICKS_PER_ROUND
     finally:
         try:

@@ -136,3 +136,29 @@ def test_a_round_hands_out_a_bounded_number_of_jobs(redis_settings):
 )
 def test_which_moves_are_news(new, published, news):
     assert dispatch.worth_publishing(new, published) is news
+
+
+def test_a_job_is_announced_as_queued_before_a_worker_can_take_it(redis_settings, monkeypatch):
+    """A worker starts a job as soon as its message exists; had the round's queued event gone out after the
+    message, the worker's "running" could reach the page first and the queued one be dropped as stale."""
+    redis_settings.max_inflight_per_user = 1
+    _queue(redis_settings, users=3, per_user=2)
+    calls = []
+    publish, send = dispatch.publish_job, dispatch._send
+
+    def spy_publish(settings, job, position=None):
+        calls.append(("event", job.id))
+        publish(settings, job, position)
+
+    def spy_send(settings, picked):
+        calls.extend(("message", job_id) for job_id, _ in picked)
+        send(settings, picked)
+
+    monkeypatch.setattr(dispatch, "publish_job", spy_publish)
+    monkeypatch.setattr(dispatch, "_send", spy_send)
+
+    dispatch.pump(redis_settings)
+    messages = [job_id for kind, job_id in calls if kind == "message"]
+    assert len(messages) == 3  # one per user
+    for job_id in messages:
+        assert calls.index(("event", job_id)) < calls.index(("message", job_id))
