@@ -26,7 +26,7 @@
 | ``MASKWEB_MAX_QUEUED_PER_USER`` | ``max_queued_per_user`` | ``200`` unfinished jobs per user |
 | ``MASKWEB_MAX_STORED_MB_PER_USER`` | ``max_stored_mb_per_user`` | ``2048`` MB of uploaded images kept per user |
 | ``MASKWEB_MIN_FREE_DISK_MB`` | ``min_free_disk_mb`` | ``1024``: uploads stop before the data disk falls below it |
-| ``MASKWEB_DECODE_MEMORY_MB`` | ``decode_memory_mb`` | ``1024``: memory all concurrent image decodes may use |
+| ``MASKWEB_DECODE_MEMORY_MB`` | ``decode_memory_mb`` | ``1024``: memory all concurrent image decodes of one web process may use (each of ``MASKWEB_WEB_PROCESSES`` has its own) |
 | ``MASKWEB_MAX_CONCURRENT_DECODES`` | ``max_concurrent_decodes`` | ``2`` image decodes at once in a web process |
 | ``MASKWEB_DECODE_WAIT_S`` | ``decode_wait_s`` | ``10``: how long an upload waits for decode room before a 503 |
 | ``MASKWEB_COOKIE_SECURE`` | ``cookie_secure`` | off; set ``1`` behind HTTPS so the identity cookie is ``Secure`` |
