@@ -138,7 +138,10 @@ async function main() {
       io,
       onJob: (j) => show(j),
       onError: (_key, error) => showNotice(status, error.message),
-      onResync: async () => show(await api.get(`/api/jobs/${job.id}`)),
+      onResync: async () => {
+        const fresh = await api.get(`/api/jobs/${job.id}`);
+        if (feed.accept(fresh)) await show(fresh);
+      },
       onConnection: showConnection,
       fetchJob: ({ job_id: id }) => api.get(`/api/jobs/${encodeURIComponent(id)}`),
     });

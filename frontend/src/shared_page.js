@@ -58,7 +58,7 @@ async function main() {
       onJob: (job) => show(job, null),
       onResync: async () => {
         const fresh = await reread();
-        await show(fresh.job, fresh.result);
+        if (feed.accept(fresh.job)) await show(fresh.job, fresh.result);
       },
       onConnection: showConnection,
       fetchJob: async () => (await reread()).job,

@@ -5,7 +5,8 @@
  * `{share_token}`; the acknowledgement is `{ok: true, job}` or `{ok: false, error: {code, message}}`; then the
  * server pushes `job` events (the `GET /api/jobs/{id}` object) to the job's room. Rooms do not survive a
  * reconnect, so every followed job is subscribed again on each connect; and since events sent while offline
- * are lost, `onResync` is called after a reconnect so the page re-reads the truth over HTTP. When the
+ * are lost, `onResync` is called after a reconnect so the page re-reads the truth over HTTP (and shows a
+ * followed job it read only if `accept` takes it, so its reads and the events keep one order). When the
  * credential the socket signed in with is revoked (an API token deleted, the identity cookie rotated), the server
  * sends `signed_out` `{code, message}` and disconnects for good: `onConnection(false, message)`.
  *
@@ -31,7 +32,8 @@ export const POLL_MAX_MS = 30000;
  * @param {object} [options.auth] connect payload, e.g. `{share_token}`; the cookie identifies owners
  * @param {(job: object) => void} options.onJob every job state received (acks and events)
  * @param {(key: string, error: {code: string, message: string}) => void} [options.onError] a refused subscribe
- * @param {() => void} [options.onResync] after a reconnect: re-read state over HTTP
+ * @param {() => void} [options.onResync] after a reconnect: re-read state over HTTP (and show a followed job only
+ *   if `accept` takes it)
  * @param {(connected: boolean, signedOut?: string) => void} [options.onConnection] `signedOut`: the server's
  *   message when it signed this socket out (no reconnect follows)
  * @param {(payload: object) => Promise<object>} [options.fetchJob] the job behind a subscribe payload over HTTP
@@ -63,15 +65,21 @@ export function createJobFeed({
     return followed.has("shared") ? "shared" : `job:${job.id}`;
   }
 
-  function report(job) {
+  /** Whether `job` (followed, and not older than what the page was shown) should be shown; if so it becomes
+   * the newest the feed knows of. */
+  function accept(job) {
     const key = keyOf(job);
-    if (!followed.has(key)) return;
+    if (!followed.has(key)) return false;
     if (Number.isInteger(job.revision)) {
-      if (job.revision < (lastRevision.get(key) ?? -1)) return; // overtaken by a newer one
+      if (job.revision < (lastRevision.get(key) ?? -1)) return false; // overtaken by a newer one
       lastRevision.set(key, job.revision);
     }
     lastState.set(key, job.state);
-    onJob(job);
+    return true;
+  }
+
+  function report(job) {
+    if (accept(job)) onJob(job);
   }
 
   function subscribe(key, payload) {
@@ -156,6 +164,10 @@ export function createJobFeed({
       lastRevision.delete(`job:${jobId}`);
     },
     isFollowing: (jobId) => followed.has(`job:${jobId}`),
+    /** A followed job the page read itself (over HTTP, in `onResync`): true if the page should show it, false
+     * if the feed has already reported a newer revision. Showing only what this accepts keeps the page's own
+     * reads in the same order as the events: a late event older than the read is then dropped too. */
+    accept,
     close: () => {
       closed = true;
       stopPolling();

@@ -270,7 +270,8 @@ async function refreshAll() {
   await Promise.all(
     [...cards.entries()].map(async ([id, card]) => {
       try {
-        card.update(await api.get(`/api/jobs/${id}`));
+        const job = await api.get(`/api/jobs/${id}`);
+        if (!feed.isFollowing(id) || feed.accept(job)) card.update(job);
       } catch (err) {
         if (err.status === 404) card.fail(err.message);
       }

@@ -75,6 +75,21 @@ test("after a reconnect every job is subscribed again and the page is told to re
   assert.equal(resyncs, 1);
 });
 
+test("a job the page re-read over HTTP keeps the revision order with the events", () => {
+  const { io, socket } = fakeIo();
+  const seen = [];
+  const feed = createJobFeed({ io, onJob: (j) => seen.push(`${j.state}@${j.revision}`) });
+  socket.fire("connect");
+  feed.followJob("j1");
+  socket.fire("job", { id: "j1", state: "running", stage: "model", revision: 4 });
+  assert.equal(feed.accept({ id: "j1", state: "running", stage: "model", revision: 3 }), false); // older read
+  assert.equal(feed.accept({ id: "j1", state: "running", stage: "saving", revision: 6 }), true); // the page shows it
+  socket.fire("job", { id: "j1", state: "running", stage: "masks", revision: 5 }); // sent before that read
+  socket.fire("job", { id: "j1", state: "done", revision: 7 });
+  assert.deepEqual(seen, ["running@4", "done@7"]);
+  assert.equal(feed.accept({ id: "j2", state: "queued", revision: 9 }), false); // not followed
+});
+
 test("a refused subscription is reported with the server's error", () => {
   const { io, socket } = fakeIo();
   const errors = [];
