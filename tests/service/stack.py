@@ -15,8 +15,9 @@ What runs, all on 127.0.0.1 with ephemeral ports and cleaned up by ``stop()``:
 - the web: ``maskweb web`` (gunicorn with gevent workers, real WebSocket), the production command, with as many
   processes as ``Settings.web_processes`` says (``Stack(..., web_processes=N)``);
 - the worker: ``maskweb worker`` through ``tests/service/worker_entry.py``, which adds stage holds: while Redis
-  key ``hold_key(stage)`` exists, a job waits before entering ``stage`` (how tests catch a job mid-run
-  without timing luck). The model is the small config with generated weights.
+  key ``hold_key(stage)`` exists, a job waits before entering ``stage``, or with ``hold_key(stage, inside=True)``
+  just after entering it (how tests catch a job mid-run without timing luck). The model is the small config
+  with generated weights.
 
 The browser tests (tests/e2e) import this module; keep it general.
 """
@@ -48,9 +49,10 @@ FINAL_STATES = ("done", "failed", "cancelled")
 START_TIMEOUT_S = 300  # a worker loads TensorFlow and the model; the shared CI machine can be slow
 
 
-def hold_key(stage: str) -> str:
-    """While this Redis key exists, the test worker holds every job before it enters ``stage``."""
-    return HOLD_PREFIX + stage
+def hold_key(stage: str, inside: bool = False) -> str:
+    """While this Redis key exists, the test worker holds every job before it enters ``stage`` (``inside``: just
+    after it entered it, the stage announced and none of its work done)."""
+    return HOLD_PREFIX + ("in:" if inside else "") + stage
 
 
 def write_model_config(parity_public: Path, out: Path) -> Path:
@@ -451,11 +453,11 @@ class Stack:
     def workers(self) -> list[str]:
         return sorted(self.redis().scan_iter(match="maskweb:worker:*"))
 
-    def hold(self, stage: str) -> None:
-        self.redis().set(hold_key(stage), "1")
+    def hold(self, stage: str, inside: bool = False) -> None:
+        self.redis().set(hold_key(stage, inside), "1")
 
-    def release(self, stage: str) -> None:
-        self.redis().delete(hold_key(stage))
+    def release(self, stage: str, inside: bool = False) -> None:
+        self.redis().delete(hold_key(stage, inside))
 
     def db_jobs(self, *job_ids: str) -> dict[str, dict]:
         """Rows of ``jobs`` straight from the database (columns the API does not show, e.g. attempts)."""

@@ -1,5 +1,6 @@
 """``maskweb worker`` with test holds: before a job enters a stage, wait while ``maskweb:test:hold:<stage>``
-exists in Redis (see ``stack.hold``). With ``MASKWEB_TEST_WORKER_NAME`` set, each job entering the model stage
+exists in Redis; just after it entered one (announced, nothing of the stage done yet), wait while
+``maskweb:test:hold:in:<stage>`` exists (see ``stack.hold``). With ``MASKWEB_TEST_WORKER_NAME`` set, each job entering the model stage
 is recorded in Redis hash ``maskweb:test:ran`` (job id -> that name; see ``cluster.py``). Everything else is
 the production worker."""
 
@@ -34,13 +35,18 @@ def _held(settings, stage: str) -> bool:
         return True
 
 
-def enter_stage_with_hold(self, stage: str) -> None:
+def _wait_while_held(settings, name: str) -> None:
     deadline = time.monotonic() + HOLD_LIMIT_S
-    while _held(self.settings, stage) and time.monotonic() < deadline:
+    while _held(settings, name) and time.monotonic() < deadline:
         time.sleep(0.05)
+
+
+def enter_stage_with_hold(self, stage: str) -> None:
+    _wait_while_held(self.settings, stage)
     if WORKER_NAME and stage == "model":
         redis_client(self.settings).hset(RAN_KEY, self.job_id, WORKER_NAME)
     _enter_stage(self, stage)
+    _wait_while_held(self.settings, "in:" + stage)
 
 
 lifecycle.JobRun.enter_stage = enter_stage_with_hold
