@@ -107,6 +107,8 @@ export function createApi({ fetch: fetchImpl = globalThis.fetch.bind(globalThis)
   return {
     session: getSession,
     get: (path) => call("GET", path),
+    /** One job (`GET /api/jobs/{id}`). */
+    job: (id) => call("GET", `/api/jobs/${encodeURIComponent(id)}`),
     post: (path, json) => call("POST", path, { json }),
     delete: (path) => call("DELETE", path),
 

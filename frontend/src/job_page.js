@@ -126,7 +126,7 @@ async function main() {
   let job;
   try {
     await api.session();
-    job = await api.get(`/api/jobs/${encodeURIComponent(jobId)}`);
+    job = await api.job(jobId);
   } catch (err) {
     shareButton.hidden = true;
     showNotice(status, err.message);
@@ -139,11 +139,11 @@ async function main() {
       onJob: (j) => show(j),
       onError: (_key, error) => showNotice(status, error.message),
       onResync: async () => {
-        const fresh = await api.get(`/api/jobs/${job.id}`);
+        const fresh = await api.job(job.id);
         if (feed.accept(fresh)) await show(fresh);
       },
       onConnection: showConnection,
-      fetchJob: ({ job_id: id }) => api.get(`/api/jobs/${encodeURIComponent(id)}`),
+      fetchJob: ({ job_id: id }) => api.job(id),
     });
     feed.followJob(job.id);
   }

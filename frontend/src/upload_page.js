@@ -30,7 +30,7 @@ const feed = createJobFeed({
   onError: (key, error) => cards.get(key.replace(/^job:/, ""))?.fail(error.message),
   onResync: () => refreshAll(),
   onConnection: showConnection,
-  fetchJob: ({ job_id: id }) => api.get(`/api/jobs/${encodeURIComponent(id)}`),
+  fetchJob: ({ job_id: id }) => api.job(id),
 });
 
 const uploads = createUploadQueue({
@@ -270,7 +270,7 @@ async function refreshAll() {
   await Promise.all(
     [...cards.entries()].map(async ([id, card]) => {
       try {
-        const job = await api.get(`/api/jobs/${id}`);
+        const job = await api.job(id);
         if (!feed.isFollowing(id) || feed.accept(job)) card.update(job);
       } catch (err) {
         if (err.status === 404) card.fail(err.message);
