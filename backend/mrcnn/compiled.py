@@ -17,12 +17,26 @@ import keras
 from backend.mrcnn.precision import Precision
 
 
+class _Inference:
+    """``model(inputs, training=False)`` as a callable object of its own. TensorFlow counts traces per Python
+    code object: every ``compiled_call`` built from one shared lambda looked like a single function traced again
+    and again (each model is traced once per shape, and a detector has several), and it logged a "triggered
+    tf.function retracing" warning at every worker start. An object has no ``__code__``, so its traces are
+    counted per model, and the warning keeps its meaning: it appears only if one model really retraces."""
+
+    def __init__(self, model):
+        self.model = model
+
+    def __call__(self, inputs):
+        return self.model(inputs, training=False)
+
+
 def compiled_call(model, precision: Precision):
     backend = keras.backend.backend()
     if backend == "tensorflow":
         import tensorflow as tf  # lazily: needed only when Keras runs on TensorFlow
 
-        return tf.function(lambda inputs: model(inputs, training=False), autograph=False)
+        return tf.function(_Inference(model), autograph=False)
     if backend == "jax":
         import jax  # lazily: needed only when Keras runs on JAX
 
