@@ -5,6 +5,7 @@
   own first job starting; the report gives the worst user. ``jobs`` are the API's job JSON (``created_at``,
   ``started_at`` ISO-8601) each with ``user``.
 - ``rss_bytes(pid)``: resident memory of a process and all its descendants (from /proc; Linux only).
+- ``cpu_seconds(pid)``: CPU time (user + system) a process and its living descendants have used so far.
 - ``write_report(report, out)``: the run's report as JSON on stdout, and in the file ``out`` when given.
 """
 
@@ -57,20 +58,44 @@ def _children(pid: int) -> list[int]:
     return kids
 
 
+def _tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (those alive now)."""
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        todo += _children(current)
+    return found
+
+
 def rss_bytes(pid: int) -> int:
     """VmRSS of ``pid`` and its descendants, in bytes (0 for a process that is gone)."""
     total = 0
-    todo = [pid]
-    while todo:
-        current = todo.pop()
+    for current in _tree(pid):
         try:
             for line in Path(f"/proc/{current}/status").read_text().splitlines():
                 if line.startswith("VmRSS:"):
                     total += int(line.split()[1]) * 1024
         except OSError:
             continue
-        todo += _children(current)
     return total
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds used so far by ``pid`` and its living descendants (their own threads, not
+    children they have already reaped), from /proc/<pid>/stat in clock ticks (usually 10 ms: compare
+    differences over many requests, not one). 0.0 for a process that is gone."""
+    import os
+
+    ticks = 0
+    for current in _tree(pid):
+        try:
+            stat = Path(f"/proc/{current}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()  # after the command name, which may hold spaces
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime: fields 14 and 15 of proc(5)
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def write_report(report: dict, out: Path | None = None) -> None:

@@ -150,6 +150,7 @@ class Player:
     def close(self) -> None:
         if self.socket is not None:
             self.socket.close()
+        self.http.close()
 
 
 class Watcher(_Socket):

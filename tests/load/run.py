@@ -32,9 +32,14 @@ from testkit import PARITY_DIR, generate_weights  # noqa: E402
 from load import scenarios  # noqa: E402
 from load.measures import write_report  # noqa: E402
 
-FULL = {"users": 20, "images": 5, "uploaders": 50, "sockets": 1000, "soak_jobs": 1000, "queued_jobs": 10000}
-BOUNDED = {"users": 3, "images": 2, "uploaders": 20, "sockets": 200, "soak_jobs": 0, "queued_jobs": 0}
-ALL = ("users", "uploaders", "sockets", "soak", "queue", "decode")
+FULL = {
+    "users": 20, "images": 5, "uploaders": 50, "sockets": 1000, "soak_jobs": 1000, "queued_jobs": 10000,
+    "burst_rounds": 5,
+}  # fmt: skip
+BOUNDED = {
+    "users": 3, "images": 2, "uploaders": 20, "sockets": 200, "soak_jobs": 0, "queued_jobs": 0, "burst_rounds": 1,
+}  # fmt: skip
+ALL = ("users", "uploaders", "bursts", "sockets", "soak", "queue", "decode")
 
 
 def _machine() -> dict:
@@ -69,6 +74,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--images", type=int)
     parser.add_argument("--uploaders", type=int)
     parser.add_argument("--sockets", type=int)
+    parser.add_argument(
+        "--burst-rounds", type=int, help="rounds of each kind of burst (bursts: --users requests at once)"
+    )
     parser.add_argument("--soak-jobs", type=int)
     parser.add_argument(
         "--queued-jobs", type=int, help="jobs waiting (10 per user) for the queue-cost scenario"
@@ -119,6 +127,10 @@ def main(argv: list[str] | None = None) -> int:
                         result = scenarios.users(stack, sizes["users"], sizes["images"])
                     elif name == "uploaders":
                         result = scenarios.uploaders(stack, sizes["uploaders"])
+                    elif name == "bursts":
+                        result = scenarios.bursts(
+                            stack, sizes["users"], sizes["images"], rounds=sizes["burst_rounds"]
+                        )
                     elif name == "sockets":
                         result = scenarios.sockets(stack, sizes["sockets"])
                     elif name == "soak" and sizes["soak_jobs"]:

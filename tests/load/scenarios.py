@@ -6,6 +6,8 @@ the small model config, private Redis, a database). Each returns a JSON-able rep
 - ``uploaders``: N users upload one image each at the same moment; counts refusals and errors.
 - ``sockets``: N pages follow one shared job (held before the model) while HTTP requests are timed; then the
   job finishes and every page must get its ``done`` event.
+- ``bursts``: what a burst of N simultaneous requests costs the web, for a bare identified request and for
+  uploads of one and of M images: each one's acknowledgement and the web's CPU per request.
 - ``soak``: one user uploads ``jobs`` images in batches, each batch run to ``done``; web and worker RSS after
   the warm-up and at the end.
 """
@@ -18,7 +20,7 @@ import gevent
 import requests
 from gevent.event import Event
 
-from .measures import fairness, percentile, rss_bytes
+from .measures import cpu_seconds, fairness, percentile, rss_bytes
 from .players import LoadError, Player, Watcher, spawn_all
 
 MB = 1024 * 1024
@@ -133,6 +135,67 @@ def uploaders(stack, count: int = 50, size=(160, 120)) -> dict:
         "errors": [repr(e) for e in errors],
         "upload_ack_ms": {"p50": _ms(percentile(acks, 50)), "p95": _ms(percentile(acks, 95))},
     }
+
+
+def bursts(stack, count: int = 20, images: int = 5, rounds: int = 5, size=(160, 120)) -> dict:
+    """How a burst of ``count`` requests arriving at the same instant is answered, for three kinds of request:
+    ``session`` (GET /api/session by a known user: identity and JSON, the stack's floor), ``upload_1`` and
+    ``upload_<images>`` (POST /api/jobs with one and with ``images`` images). Each kind is played ``rounds``
+    times by fresh users without sockets, after ``_warm_up``; between rounds the jobs are deleted and the queue
+    left empty, so every round meets an idle server.
+
+    Per kind: the acknowledgement's p50 and p95 over all rounds, the median of the rounds' p95, and the web
+    processes' CPU (user + system) per request, counted from the release of a round until its last answer (a
+    dispatcher round that starts after the burst is not in it). ``count`` requests of ``cpu_ms_per_request``
+    on one process take at least their product: on a machine where that is over the target, no queueing fix
+    meets it."""
+    _warm_up(stack, size)
+    batch = _images(images, size)
+    kinds = {
+        "session": None,
+        "upload_1": batch[:1],
+        f"upload_{images}": batch,
+    }
+    report = {"requests_per_burst": count, "rounds": rounds, "image_size": list(size), "kinds": {}}
+    for kind, files in kinds.items():
+        acks, round_p95, cpu_used, errors = [], [], 0.0, []
+        for n in range(rounds):
+            prefix = f"{kind}-{n}"
+            players, failed = spawn_all(
+                count, lambda i, prefix=prefix: Player(stack.base_url, f"{prefix}-{i}", socket=False)
+            )
+            errors += failed
+            timed: list[float] = []
+
+            def request(player, files=files, timed=timed):
+                if files is None:
+                    started = time.perf_counter()
+                    response = player.http.get(stack.base_url + "/api/session", timeout=60)
+                    timed.append(time.perf_counter() - started)
+                    player._checked(response, 200)
+                else:
+                    player.upload(files)
+                    timed.append(player.upload_acks[-1])
+
+            before = cpu_seconds(stack.web.pid)
+            errors += _together(players, request)
+            cpu_used += cpu_seconds(stack.web.pid) - before
+            acks += timed
+            if timed:
+                round_p95.append(percentile(timed, 95))
+            for p in players:
+                for job in p.jobs:
+                    p.http.delete(f"{stack.base_url}/api/jobs/{job['id']}", timeout=60)
+                p.close()
+            stack.wait_idle()
+        report["kinds"][kind] = {
+            "ack_ms": {"p50": _ms(percentile(acks, 50)), "p95": _ms(percentile(acks, 95))},
+            "ack_p95_ms_median_of_rounds": _ms(sorted(round_p95)[len(round_p95) // 2]) if round_p95 else None,
+            "cpu_ms_per_request": round(1000 * cpu_used / max(1, len(acks)), 2),
+            "answered": len(acks),
+            "errors": [repr(e) for e in errors[:5]],
+        }
+    return report
 
 
 def _time_http(base_url: str, owner: Player, requests_count: int, gap_s: float = 0.02) -> list[float]:

@@ -1,6 +1,6 @@
-"""The bounded ``make load`` that CI runs: a few users following their jobs to done, simultaneous uploaders, 200
-sockets on one shared job, all against a real stack (gevent web, Celery worker on the small config). It
-asserts what does not depend on the machine's speed: no errors, every job done, the queue's fairness promise,
+"""The bounded ``make load`` that CI runs: a few users following their jobs to done, simultaneous uploaders, a
+burst of each kind of request, 200 sockets on one shared job, all against a real stack (gevent web, Celery
+worker on the small config). It asserts what does not depend on the machine's speed: no errors, every job done, the queue's fairness promise,
 every subscriber reached; the timings go to test-artifacts/load.json (figures live in README, from make load).
 """
 
@@ -41,6 +41,11 @@ def test_bounded_load_run(small_weights, parity_dir):
 
     uploaders = report["uploaders"]
     assert uploaders["errors"] == [] and uploaders["accepted"] == uploaders["uploaders"]
+
+    bursts = report["bursts"]
+    assert set(bursts["kinds"]) == {"session", "upload_1", f"upload_{users['images_per_user']}"}
+    for kind in bursts["kinds"].values():  # every request of every burst answered
+        assert kind["errors"] == [] and kind["answered"] == bursts["requests_per_burst"] * bursts["rounds"]
 
     sockets = report["sockets"]
     assert sockets["connect_errors"] == [] and sockets["connected"] == sockets["sockets"]

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 
-from load.measures import fairness, percentile, rss_bytes
+from load.measures import cpu_seconds, fairness, percentile, rss_bytes
 
 
 def test_percentile_is_nearest_rank():
@@ -34,3 +36,27 @@ def test_fairness_leaves_out_users_with_nothing_started():
 def test_rss_covers_the_process_tree():
     assert rss_bytes(os.getpid()) > 10 * 1024 * 1024
     assert rss_bytes(2**22 + 12345) == 0  # no such process
+
+
+SPIN_THEN_WAIT = """
+import sys, time
+end = time.process_time() + 0.5
+while time.process_time() < end:
+    pass
+print("spun", flush=True)
+sys.stdin.read()
+"""
+
+
+def test_cpu_counts_a_living_child_process_work():
+    before = cpu_seconds(os.getpid())
+    child = subprocess.Popen(
+        [sys.executable, "-c", SPIN_THEN_WAIT], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+    )
+    try:
+        assert child.stdout.readline() == b"spun\n"  # 0.5 s of CPU used, and the child still alive
+        assert cpu_seconds(child.pid) >= 0.45
+        assert cpu_seconds(os.getpid()) - before >= 0.45  # ours includes it
+    finally:
+        child.communicate(b"")
+    assert cpu_seconds(2**22 + 12345) == 0.0  # no such process
