@@ -126,6 +126,14 @@ class Player:
         self.jobs += jobs
         return jobs
 
+    def read_session(self) -> float:
+        """GET /api/session as a page does when it opens; returns how long the answer took (seconds)."""
+        started = time.perf_counter()
+        response = self.http.get(self.base_url + "/api/session", timeout=60)
+        elapsed = time.perf_counter() - started
+        self._checked(response, 200)
+        return elapsed
+
     def follow(self, jobs: list[dict]) -> None:
         for job in jobs:
             self.socket.subscribe({"job_id": job["id"]})

@@ -145,8 +145,8 @@ def bursts(stack, count: int = 20, images: int = 5, rounds: int = 5, size=(160, 
     left empty, so every round meets an idle server.
 
     Per kind: the acknowledgement's p50 and p95 over all rounds, the median of the rounds' p95, and the web
-    processes' CPU (user + system) per request, counted from the release of a round until its last answer (a
-    dispatcher round that starts after the burst is not in it). ``count`` requests of ``cpu_ms_per_request``
+    processes' CPU (user + system) per request, counted over each round until its last answer (a dispatcher
+    round that starts after the burst is not in it). ``count`` requests of ``cpu_ms_per_request``
     on one process take at least their product: on a machine where that is over the target, no queueing fix
     meets it."""
     _warm_up(stack, size)
@@ -169,10 +169,7 @@ def bursts(stack, count: int = 20, images: int = 5, rounds: int = 5, size=(160, 
 
             def request(player, files=files, timed=timed):
                 if files is None:
-                    started = time.perf_counter()
-                    response = player.http.get(stack.base_url + "/api/session", timeout=60)
-                    timed.append(time.perf_counter() - started)
-                    player._checked(response, 200)
+                    timed.append(player.read_session())
                 else:
                     player.upload(files)
                     timed.append(player.upload_acks[-1])
