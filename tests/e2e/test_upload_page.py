@@ -120,6 +120,10 @@ def test_a_finished_cards_lines_wrap_without_overlapping(browser, web_app):
 
 def test_choose_photos_by_keyboard_shows_focus_and_opens_the_picker(context, web_app, tmp_path):
     page = context.new_page()
+    # Playwright turns file-chooser interception on with a message it does not wait for. A key press (unlike a
+    # click, which first checks the element) can reach Chromium before it; the picker then opens un-intercepted
+    # and headless Chromium drops it. Listening from the start puts the page load between the two.
+    page.on("filechooser", lambda _chooser: None)
     page.goto(web_app.base_url + "/")
     page.wait_for_selector("body[data-ready=true]")
     label = page.locator("label[for=upload-input]")
