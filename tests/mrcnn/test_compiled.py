@@ -36,8 +36,9 @@ def retracing_warnings():
 
 
 def dense_model(length: int | None) -> keras.Model:
+    """A one-input model taking its inputs as a list, the way compiled_call passes them (as the detector's)."""
     inputs = keras.Input((length, 3))
-    return keras.Model(inputs, {"y": keras.layers.Dense(2)(inputs)})
+    return keras.Model([inputs], {"y": keras.layers.Dense(2)(inputs)})
 
 
 def test_many_models_each_compiled_once_log_no_retracing_warning(retracing_warnings):
