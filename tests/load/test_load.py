@@ -1,7 +1,8 @@
 """The bounded ``make load`` that CI runs: a few users following their jobs to done, simultaneous uploaders, a
 burst of each kind of request, 200 sockets on one shared job, all against a real stack (gevent web, Celery
-worker on the small config). It asserts what does not depend on the machine's speed: no errors, every job done, the queue's fairness promise,
-every subscriber reached; the timings go to test-artifacts/load.json (figures live in README, from make load).
+worker on the small config). It asserts what does not depend on the machine's speed: no errors, every job
+done, the queue's fairness promise, every subscriber reached; the timings go to test-artifacts/load.json
+(figures live in README, from make load).
 """
 
 from __future__ import annotations
