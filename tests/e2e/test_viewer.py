@@ -292,6 +292,29 @@ def test_phone_width_fits_the_screen(browser, web_app, scene):
         context.close()
 
 
+def test_a_tall_photo_on_a_laptop_fits_the_window_and_is_centred_beside_the_controls(browser, web_app):
+    """A portrait photo is shown whole (at most 82% of the window's height, its aspect kept) in the middle of its
+    column, not against its left edge with an empty band between it and the controls; hover still finds objects."""
+    result, image = synthetic_result(600, 900, 8, seed=11)
+    owner = top_instance_map(result)
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    try:
+        page, _ = open_viewer(context, web_app, result, image, "portrait.png")
+        photo = page.get_by_test_id("overlay").bounding_box()
+        column = page.locator(".stage-wrap").bounding_box()
+        assert photo["height"] <= 0.82 * 800 + 0.5
+        assert abs(photo["width"] / photo["height"] - 600 / 900) < 0.01
+        left = photo["x"] - column["x"]
+        right = column["x"] + column["width"] - (photo["x"] + photo["width"])
+        assert left > 50 and abs(left - right) <= 1, (left, right)
+        index = max(range(len(result["instances"])), key=lambda i: result["instances"][i]["box"][0])
+        hover_pixel(page, result, *interior_point(owner, index))
+        assert label_text(page) == expected_label(result["instances"][index])
+        page.screenshot(path=artifact("viewer-portrait-laptop.png"))
+    finally:
+        context.close()
+
+
 def test_share_link_opens_read_only_without_cookies_and_the_job_stays_private(
     browser, context, web_app, scene
 ):
