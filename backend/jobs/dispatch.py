@@ -43,7 +43,10 @@ PUBLISHED_KEY = "maskweb:dispatch:published"  # {job_id: the position its watche
 MAX_PICKS_PER_ROUND = 50  # bounds a round's time (about 2 ms a job: its UPDATE and its Celery message); every
 # finished job starts another round, so workers are handed work faster than they take it
 EXACT_POSITIONS = 100  # positions up to this one are published on every change
-LOCK_TIMEOUT_S = 60
+# The lock lives LOCK_TIMEOUT_S and its holder extends it every LOCK_RENEW_S while its round runs, so a holder
+# killed mid-round (SIGKILL, out of memory) stops dispatch for at most LOCK_TIMEOUT_S, however long rounds take.
+LOCK_TIMEOUT_S = 10
+LOCK_RENEW_S = 2
 LOCK_WAIT_S = 30
 # A burst of uploads gathers before its round: the round starts once no upload asked for one for
 # GATHER_QUIET_S, or GATHER_MAX_S after the first asked. Twenty simultaneous uploads then share one round that
@@ -172,9 +175,13 @@ def pump(settings: Settings, positions_stored: Callable[[], None] | None = None)
 
 def _round(settings: Settings, positions_stored: Callable[[], None] | None) -> tuple[dict[str, int], bool]:
     """``pump``'s work; also says whether the round handed out its most (more may be waiting to go)."""
-    lock = redis_client(settings).lock(LOCK_KEY, timeout=LOCK_TIMEOUT_S, blocking_timeout=LOCK_WAIT_S)
+    # thread_local=False: the renewal thread extends the lock with the token this thread took it with
+    lock = redis_client(settings).lock(
+        LOCK_KEY, timeout=LOCK_TIMEOUT_S, blocking_timeout=LOCK_WAIT_S, thread_local=False
+    )
     if not lock.acquire():
         raise TimeoutError(f"the dispatcher lock {LOCK_KEY} stayed taken for {LOCK_WAIT_S}s")
+    renewal = _LockRenewal(lock)
     try:
         picked, positions = _hand_out(settings)
         news = _store_positions(settings, positions)
@@ -187,10 +194,37 @@ def _round(settings: Settings, positions_stored: Callable[[], None] | None) -> t
             _send(settings, picked)
         return positions, len(picked) >= MAX_PICKS_PER_ROUND
     finally:
+        renewal.stop()
         try:
             lock.release()
-        except Exception:  # expired while we worked: another pump may run now, which is harmless
+        except Exception:  # lost while we worked (see _LockRenewal): another round may run now, harmlessly
             log.debug("dispatcher lock had expired", exc_info=True)
+
+
+class _LockRenewal:
+    """Extends a held dispatcher lock to a full ``LOCK_TIMEOUT_S`` every ``LOCK_RENEW_S`` until ``stop()``, on a
+    daemon thread (a greenlet under gevent). If the lock was lost meanwhile (Redis restarted without it, or a
+    stall longer than its life), renewal stops with a warning: the round finishes, and a concurrent one cannot
+    hand out the same job twice (a job is handed out by an UPDATE that requires it undispatched)."""
+
+    def __init__(self, lock):
+        self._lock = lock
+        self._done = threading.Event()
+        threading.Thread(target=self._renew, name="dispatch-lock-renewal", daemon=True).start()
+
+    def _renew(self) -> None:
+        while not self._done.wait(LOCK_RENEW_S):
+            try:
+                self._lock.reacquire()
+            except Exception:
+                if not self._done.is_set():  # not the round's own release, just before
+                    log.warning(
+                        "the dispatcher lock could not be extended; rounds may overlap", exc_info=True
+                    )
+                return
+
+    def stop(self) -> None:
+        self._done.set()
 
 
 def connect(settings: Settings) -> None:
