@@ -56,8 +56,13 @@ TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
 BENCH_STAMP := $(VENV)/.bench-installed
 BENCH_PINS  = $(PY) -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['optional-dependencies']['bench']))"
 
+# An unreachable wheel index (a machine that reaches only a PyPI mirror) is left out after one 5 s probe:
+# pip would retry it five times per package, half a minute in all, before using the mirror anyway.
 $(BENCH_STAMP): pyproject.toml $(STAMP)
-	$(PY) -m pip install -q --no-deps --extra-index-url $(TORCH_CPU_INDEX) $$($(BENCH_PINS) | grep -v '^scikit-image')
+	@index="$(TORCH_CPU_INDEX)"; \
+	$(PY) -c "import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=5)" "$$index/" >/dev/null 2>&1 \
+		|| { echo "bench-deps: $$index does not answer; using the configured indexes only"; index=; }; \
+	$(PY) -m pip install -q --no-deps $${index:+--extra-index-url $$index} $$($(BENCH_PINS) | grep -v '^scikit-image')
 	$(PY) -m pip install -q $$($(BENCH_PINS) | grep '^scikit-image')
 	$(PY) -m pip download -q --no-deps -d $(BENCH_CACHE) mrcnn-colab==2.1
 	touch $@
