@@ -74,13 +74,14 @@ class PrivateRedis:
     fsyncs once per turn of its event loop, so writes arriving together share one fsync. Measured
     (``tests/load/redis_fsync.py``, 2-core AMD EPYC VM, 2026-12-04): a lone write's round trip 0.44-0.50 ms
     instead of 0.15-0.18 ms with ``everysec``; 20 clients at once 9,600-10,200 writes/s instead of
-    11,500-14,900, p95 2.5-3.0 ms instead of 2.2-2.6. An upload writes two rate-limit counters: about 0.6 ms of
-    waiting, no CPU of the web.
+    11,500-14,900, p95 2.5-3.0 ms instead of 2.2-2.6. An upload writes two rate-limit counters: about
+    0.6 ms of waiting, no CPU of the web.
     """
 
-    def __init__(self, data_dir: Path, port: int | None = None):
+    def __init__(self, data_dir: Path, port: int | None = None, appendfsync: str = "always"):
         self.data_dir = Path(data_dir)
         self.port = port or free_port()
+        self.appendfsync = appendfsync  # "everysec" only to measure what "always" costs (redis_fsync.py)
         self.proc: subprocess.Popen | None = None
 
     @property
@@ -114,7 +115,7 @@ class PrivateRedis:
             "--dbfilename", "dump.rdb",
             "--save", "60 1",
             "--appendonly", "yes",
-            "--appendfsync", "always",
+            "--appendfsync", self.appendfsync,
             "--appendfilename", "appendonly.aof",
             "--protected-mode", "yes",
             "--daemonize", "no",

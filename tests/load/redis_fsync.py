@@ -1,11 +1,11 @@
 """What Redis' ``appendfsync always`` (the embedded Redis and compose's) costs next to ``everysec``.
 
-    python tests/load/redis_fsync.py [--writes 300] [--clients 1,20]
+    python tests/load/redis_fsync.py [--writes 300] [--clients 1,20] [--rounds 2]
 
-Starts a private ``redis-server`` (``backend.cli.processes.PrivateRedis``'s binary) per mode with an append-only
-file in a temporary folder, and times INCRs through redis-py: each client (a greenlet) writes ``--writes`` times
-one after another. Prints, per mode and client count, the round trip's p50 and p95 (ms) and writes per second.
-Compare the modes within one run: this machine's speed varies between sessions.
+Starts a private Redis per mode (``backend.cli.processes.PrivateRedis``, as ``maskweb run`` does, with the
+mode under test) in a temporary folder and times INCRs through redis-py: each client (a greenlet) writes
+``--writes`` times, one after another. Prints, per mode and client count, the round trip's p50 and p95 (ms)
+and the writes per second. Compare the modes within one run: this machine's speed varies between sessions.
 """
 
 from gevent import monkey
@@ -13,7 +13,6 @@ from gevent import monkey
 monkey.patch_all()  # every client is a greenlet
 
 import argparse  # noqa: E402
-import subprocess  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
@@ -24,28 +23,9 @@ import redis  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from backend.cli.processes import PrivateRedis, free_port, spawn, stop_process  # noqa: E402
+from backend.cli.processes import PrivateRedis  # noqa: E402
 
 MODES = ("always", "everysec")
-
-
-def _serve(mode: str, folder: str) -> tuple[subprocess.Popen, int]:
-    port = free_port()
-    argv = [
-        PrivateRedis.executable(), "--port", str(port), "--bind", "127.0.0.1", "--dir", folder,
-        "--appendonly", "yes", "--appendfsync", mode, "--save", "", "--daemonize", "no",
-    ]  # fmt: skip
-    proc = spawn(argv, stdout=subprocess.DEVNULL)
-    client = redis.Redis(port=port)
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            client.ping()
-            return proc, port
-        except redis.ConnectionError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"redis-server ({mode}) did not start") from None
-            time.sleep(0.05)
 
 
 def time_writes(port: int, clients: int, writes: int) -> dict:
@@ -80,12 +60,18 @@ def main(argv: list[str] | None = None) -> int:
     for _ in range(args.rounds):
         for mode in MODES:
             with tempfile.TemporaryDirectory(prefix="maskweb-fsync-") as folder:
-                proc, port = _serve(mode, folder)
+                server = PrivateRedis(Path(folder), appendfsync=mode).start()
                 try:
                     for clients in counts:
-                        print(mode, clients, "clients", time_writes(port, clients, args.writes), flush=True)
+                        print(
+                            mode,
+                            clients,
+                            "clients",
+                            time_writes(server.port, clients, args.writes),
+                            flush=True,
+                        )
                 finally:
-                    stop_process(proc)
+                    server.stop()
     return 0
 
 
