@@ -21,15 +21,21 @@ LIFE_S = 1.0
 
 
 @pytest.fixture
-def short_lock(tmp_path, private_redis, monkeypatch):
-    monkeypatch.setattr(dispatch, "LOCK_TIMEOUT_S", LIFE_S)
-    monkeypatch.setattr(dispatch, "LOCK_RENEW_S", LIFE_S / 5)
+def stores(tmp_path, private_redis):
+    """Settings on a fresh SQLite database and the private Redis, and a client of that Redis."""
     url = f"sqlite:///{tmp_path / 'maskweb.db'}"
     migrate(url)
     client = redis.Redis.from_url(private_redis.url)
     yield Settings(data_dir=tmp_path / "data", database_url=url, redis_url=private_redis.url), client
     client.flushdb()
     client.close()
+
+
+@pytest.fixture
+def short_lock(stores, monkeypatch):
+    monkeypatch.setattr(dispatch, "LOCK_TIMEOUT_S", LIFE_S)
+    monkeypatch.setattr(dispatch, "LOCK_RENEW_S", LIFE_S / 5)
+    return stores
 
 
 def test_a_round_longer_than_the_locks_life_keeps_it_to_the_end(short_lock, monkeypatch):
@@ -74,14 +80,11 @@ dispatch.pump(Settings(data_dir=sys.argv[1], database_url=sys.argv[2], redis_url
 """
 
 
-def test_a_holder_killed_mid_round_stops_dispatch_for_one_lock_life_only(tmp_path, private_redis):
+def test_a_holder_killed_mid_round_stops_dispatch_for_one_lock_life_only(stores):
     """A process killed with SIGKILL in the middle of its round (the real lock life, nothing shortened)."""
-    url = f"sqlite:///{tmp_path / 'maskweb.db'}"
-    migrate(url)
-    settings = Settings(data_dir=tmp_path / "data", database_url=url, redis_url=private_redis.url)
-    client = redis.Redis.from_url(private_redis.url)
+    settings, client = stores
     holder = subprocess.Popen(
-        [sys.executable, "-c", HOLDER, str(settings.data_dir), url, private_redis.url],
+        [sys.executable, "-c", HOLDER, str(settings.data_dir), settings.database_url, settings.redis_url],
         stdout=subprocess.PIPE,
         text=True,
         cwd=Path(__file__).resolve().parents[2],
@@ -98,5 +101,3 @@ def test_a_holder_killed_mid_round_stops_dispatch_for_one_lock_life_only(tmp_pat
     finally:
         holder.kill()
         holder.wait(30)
-        client.flushdb()
-        client.close()
