@@ -72,10 +72,10 @@ class PrivateRedis:
     Persistence is an append-only file fsynced at every write (``appendfsync always``): queue messages, job
     leases and the dispatcher's positions survive a crash or kill -9 of Redis, not only a clean stop. Redis
     fsyncs once per turn of its event loop, so writes arriving together share one fsync. Measured
-    (``tests/load/redis_fsync.py``, 2-core AMD EPYC VM, 2026-12-04): a lone write's round trip 0.44-0.50 ms
-    instead of 0.15-0.18 ms with ``everysec``; 20 clients at once 9,600-10,200 writes/s instead of
-    11,500-14,900, p95 2.5-3.0 ms instead of 2.2-2.6. An upload writes two rate-limit counters: about
-    0.6 ms of waiting, no CPU of the web.
+    (``tests/load/redis_fsync.py``, 2-core AMD EPYC VM, five runs on 2026-12-04): a lone write's round trip
+    (p50) 0.26-0.50 ms instead of 0.06-0.18 ms with ``everysec``; 20 clients at once 9,600-15,800 writes/s
+    instead of 11,500-17,900. An upload writes two rate-limit counters: about half a millisecond of waiting,
+    no CPU of the web.
     """
 
     def __init__(self, data_dir: Path, port: int | None = None, appendfsync: str = "always"):

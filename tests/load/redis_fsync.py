@@ -21,9 +21,11 @@ from pathlib import Path  # noqa: E402
 import gevent  # noqa: E402
 import redis  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+TESTS = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(TESTS.parent), str(TESTS)]
 
 from backend.cli.processes import PrivateRedis  # noqa: E402
+from load.measures import percentile  # noqa: E402
 
 MODES = ("always", "everysec")
 
@@ -42,10 +44,9 @@ def time_writes(port: int, clients: int, writes: int) -> dict:
     began = time.perf_counter()
     gevent.joinall([gevent.spawn(client, i) for i in range(clients)], raise_error=True)
     wall = time.perf_counter() - began
-    latencies.sort()
     return {
-        "p50_ms": round(1000 * latencies[len(latencies) // 2], 3),
-        "p95_ms": round(1000 * latencies[int(0.95 * (len(latencies) - 1))], 3),
+        "p50_ms": round(1000 * percentile(latencies, 50), 3),
+        "p95_ms": round(1000 * percentile(latencies, 95), 3),
         "writes_per_s": round(len(latencies) / wall),
     }
 
