@@ -21,6 +21,7 @@ Pure storage logic: no Celery, no Redis.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -41,14 +42,24 @@ class QueueEntry:
     dispatched_at: datetime | None
 
 
-def active_entries(session: Session) -> list[QueueEntry]:
-    """Every queued or running job's ordering columns: one indexed read (``ix_jobs_state_dispatched``)."""
-    rows = session.execute(
-        select(Job.id, Job.user_id, Job.state, Job.created_at, Job.dispatched_at).where(
-            or_(Job.state == QUEUED, Job.state == RUNNING)
-        )
-    ).all()
-    return [QueueEntry(*row) for row in rows]
+READ_CHUNK = 2000  # rows ``active_entries`` reads between two calls of its ``pause`` (about 8 ms of CPU)
+
+
+def active_entries(session: Session, pause: Callable[[], None] | None = None) -> list[QueueEntry]:
+    """Every queued or running job's ordering columns: one indexed read (``ix_jobs_state_dispatched``),
+    fetched ``READ_CHUNK`` rows at a time with ``pause()`` called after each chunk (the dispatcher lets its
+    event loop run there: 10,000 rows are about 40 ms of CPU)."""
+    result = session.execute(
+        select(Job.id, Job.user_id, Job.state, Job.created_at, Job.dispatched_at)
+        .where(or_(Job.state == QUEUED, Job.state == RUNNING))
+        .execution_options(yield_per=READ_CHUNK)
+    )
+    entries: list[QueueEntry] = []
+    for rows in result.partitions():
+        entries += [QueueEntry(*row) for row in rows]
+        if pause is not None:
+            pause()
+    return entries
 
 
 def inflight_counts(entries: list[QueueEntry]) -> Counter[str]:

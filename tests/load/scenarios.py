@@ -292,7 +292,7 @@ def soak(stack, jobs: int = 1000, batch: int = 10, warmup: int = 100, timeout_s:
     return report
 
 
-def _seed_queue(settings, users: int, per_user: int) -> list[str]:
+def seed_queue(settings, users: int, per_user: int) -> list[str]:
     """``users`` x ``per_user`` waiting jobs straight into the database (no files: they never get to run).
     Returns the users' ids."""
     from datetime import timedelta
@@ -328,10 +328,41 @@ def _timed(action, count: int) -> dict:
     return {"p50": _ms(percentile(times, 50)), "p95": _ms(percentile(times, 95)), "n": count}
 
 
+def _reads_during_rounds(player: Player, job_url: str, image: list[bytes], uploads: int) -> dict:
+    """The player's job read again and again on a connection of its own while ``player`` uploads ``uploads`` times, half a
+    second apart: each upload starts a dispatcher round in the web, which runs on the same event loop as the
+    reads. p50, p95 and the slowest read: how long a page's request can wait while a round runs."""
+    times: list[float] = []
+    stop = Event()
+
+    def read():
+        http = requests.Session()
+        http.cookies.update(player.http.cookies)  # the player's identity: its own job
+        while not stop.is_set():
+            started = time.perf_counter()
+            http.get(job_url, timeout=60).raise_for_status()
+            times.append(time.perf_counter() - started)
+        http.close()
+
+    reader = gevent.spawn(read)
+    for _ in range(uploads):
+        player.upload(image)
+        gevent.sleep(0.5)  # a round starts 20 ms after the upload and lasts a few hundred ms at most
+    stop.set()
+    reader.join()
+    return {
+        "p50": _ms(percentile(times, 50)),
+        "p95": _ms(percentile(times, 95)),
+        "max": _ms(max(times)),
+        "n": len(times),
+    }
+
+
 def queue_cost(stack, users: int = 1000, per_user: int = 10, repeats: int = 30) -> dict:
     """With ``users`` x ``per_user`` jobs waiting: the cost of an upload, a gallery page, a job read, a socket
-    subscribe, and a dispatcher round; and, for comparison, one full read of the queue's order (what every
-    upload, list and subscribe paid before positions were kept by the dispatcher)."""
+    subscribe, and a dispatcher round; job reads while the web runs rounds of its own
+    (``_reads_during_rounds``); and, for comparison, one full read of the queue's order (what every upload,
+    list and subscribe paid before positions were kept by the dispatcher)."""
     from sqlalchemy import update
 
     from backend.jobs import dispatch
@@ -340,7 +371,7 @@ def queue_cost(stack, users: int = 1000, per_user: int = 10, repeats: int = 30) 
     from backend.storage.queue_order import queue_positions
 
     stack.hold("decode")  # the worker takes one job and keeps it: the queue stays as seeded while we measure
-    seeded = _seed_queue(stack.settings, users, per_user)
+    seeded = seed_queue(stack.settings, users, per_user)
     engine = make_engine(stack.settings.database_url)
     try:
         rounds = _timed(lambda: dispatch.pump(stack.settings), 5)
@@ -355,6 +386,7 @@ def queue_cost(stack, users: int = 1000, per_user: int = 10, repeats: int = 30) 
         job_url = f"{stack.base_url}/api/jobs/{player.jobs[-1]['id']}"
         read = _timed(lambda: player.http.get(job_url, timeout=60).raise_for_status(), repeats)
         subscribe = _timed(lambda: player.socket.subscribe({"job_id": player.jobs[-1]["id"]}), repeats)
+        during_rounds = _reads_during_rounds(player, job_url, image, uploads=5)
         position = player.http.get(job_url, timeout=60).json()["queue_position"]
         player.close()
     finally:
@@ -375,6 +407,7 @@ def queue_cost(stack, users: int = 1000, per_user: int = 10, repeats: int = 30) 
         "gallery_ms": gallery,
         "job_read_ms": read,
         "subscribe_ms": subscribe,
+        "job_read_during_rounds_ms": during_rounds,
         "last_upload_position": position,
     }
 

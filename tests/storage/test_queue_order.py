@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from backend.storage import queue_order
 from backend.storage.db import session_scope
 from backend.storage.models import CANCELLED, DONE, QUEUED, RUNNING, Job, User
 from backend.storage.queue_order import fair_order, next_to_dispatch, queue_positions
@@ -88,3 +89,16 @@ def test_next_to_dispatch_follows_the_order_and_the_per_user_cap(engine):
         assert next_to_dispatch(db, max_inflight_per_user=2, limit=1) == [ja[0]]
         order = fair_order(db)
         assert [j for j in order if j in picked] == picked  # the same order as positions
+
+
+def test_the_active_jobs_are_read_in_chunks_with_a_pause_after_each(engine, monkeypatch):
+    monkeypatch.setattr(queue_order, "READ_CHUNK", 3)
+    with session_scope(engine) as db:
+        (a,) = _users(db, "a")
+        waiting = _add(db, a, 6, start=0)
+        running = _add(db, a, 1, start=10, state=RUNNING)
+        _add(db, a, 2, start=20, state=DONE)
+        pauses = []
+        entries = queue_order.active_entries(db, pause=lambda: pauses.append(len(pauses)))
+    assert sorted(e.id for e in entries) == sorted(waiting + running)  # every active job, nothing else
+    assert len(pauses) == 3  # 7 rows, 3 at a time

@@ -39,3 +39,27 @@ def test_a_starting_server_removes_only_the_folders_of_masters_no_longer_running
     finally:
         gunicorn_conf.on_exit(None)
     assert not os.path.exists(own)
+
+
+FROZEN = """
+import gc
+from backend.web import gunicorn_conf
+from backend.web import create_app  # what a web process has imported before gunicorn calls the hook
+
+gc.collect()
+before = len(gc.get_objects())
+gunicorn_conf.post_worker_init(None)
+after = len(gc.get_objects())
+print(before, after, gc.get_freeze_count())
+"""
+
+
+def test_a_started_web_process_leaves_its_startup_objects_out_of_later_collections():
+    # In a fresh interpreter: freezing is for the rest of the process's life.
+    out = subprocess.run(
+        [sys.executable, "-c", FROZEN], capture_output=True, text=True, timeout=120, check=True
+    )
+    before, after, frozen = map(int, out.stdout.split())
+    assert before > 10_000  # the app's modules alone
+    assert frozen >= before  # every object there was is frozen ...
+    assert after < before / 100  # ... so a full collection no longer walks them
