@@ -25,6 +25,7 @@ from collections.abc import Callable
 
 from sqlalchemy import select, update
 
+from backend.greenlets import gevent_patched
 from backend.settings import Settings
 from backend.storage.db import session_scope
 from backend.storage.models import QUEUED, Job, utcnow
@@ -57,14 +58,16 @@ GATHER_MAX_S = 0.25
 
 
 def _let_others_run() -> None:
-    """A break between a round's steps (and between the chunks of its read). In a web process (gevent) a round
-    runs on the event loop, and with 10,000 jobs queued its reading, ordering and numbering take 100-170 ms of
-    CPU with nothing to wait on in between: without breaks, every request and socket of the process waited for
-    all of it. A sleep of ``BREAK_S`` (gevent's under its patch) lets the loop poll its sockets and run whatever
-    is ready; a zero sleep would not (gevent runs other ready greenlets then, but neither I/O nor timers). In a
-    worker's thread it is a 1 ms pause. Never called while the round holds the database's write lock (from its
-    first UPDATE to the commit), so a request served meanwhile can still write."""
-    time.sleep(BREAK_S)
+    """A break between a round's steps (and between the chunks of its read) in a web process. There (gevent) a
+    round runs on the event loop, and with 10,000 jobs queued its reading, ordering and numbering take 100-170
+    ms of CPU with nothing to wait on in between: without breaks, every request and socket of the process
+    waited for all of it. A sleep of ``BREAK_S`` (gevent's, under its patch) lets the loop poll its sockets and
+    run whatever is ready; a zero sleep would not (gevent runs other ready greenlets then, but neither I/O nor
+    timers). Never called while the round holds the database's write lock (from its first UPDATE to the
+    commit), so a request served meanwhile can still write. Elsewhere (a worker, whose rounds run after its
+    jobs, in their thread) there is nothing to let run: no pause."""
+    if gevent_patched("time"):
+        time.sleep(BREAK_S)
 
 
 def _hand_out(settings: Settings) -> tuple[list[tuple[str, str]], dict[str, int]]:

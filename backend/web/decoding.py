@@ -18,13 +18,13 @@ An upload's images are decoded (and their files written) one at a time per reque
 from __future__ import annotations
 
 import math
-import sys
 import threading
 from collections.abc import Callable
 from typing import TypeVar
 
 from flask import current_app
 
+from backend.greenlets import gevent_patched
 from backend.segmentation.images import format_bytes
 
 from .services import app_services
@@ -46,14 +46,9 @@ class DecodeRefused(Exception):
         self.status, self.code, self.message, self.extra = status, code, message, extra
 
 
-def _gevent_patched() -> bool:
-    monkey = sys.modules.get("gevent.monkey")
-    return monkey is not None and monkey.is_module_patched("threading")
-
-
 def offload(work: Callable[[], T]) -> T:
     """Run ``work`` off the event loop under gevent (a real thread), else right here."""
-    if _gevent_patched():
+    if gevent_patched("threading"):
         import gevent  # lazily: installed and needed only under gunicorn's gevent worker
 
         return gevent.get_hub().threadpool.apply(work)

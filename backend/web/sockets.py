@@ -33,13 +33,13 @@ greenlets, simple-websocket gives real WebSockets), ``threading`` elsewhere (tes
 
 from __future__ import annotations
 
-import sys
 import threading
 from dataclasses import dataclass
 
 from flask import Flask, current_app, request
 from flask_socketio import SocketIO, join_room, leave_room
 
+from backend.greenlets import gevent_patched
 from backend.jobs.events import job_room
 from backend.storage import repo
 from backend.storage.db import session_scope
@@ -253,8 +253,7 @@ def on_unsubscribe(data=None):
 
 def async_mode() -> str:
     """``gevent`` when the standard library is gevent-patched (gunicorn's gevent worker), else ``threading``."""
-    monkey = sys.modules.get("gevent.monkey")
-    return "gevent" if monkey is not None and monkey.is_module_patched("socket") else "threading"
+    return "gevent" if gevent_patched("socket") else "threading"
 
 
 def init_socketio(app: Flask) -> SocketIO:

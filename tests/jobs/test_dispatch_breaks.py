@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from backend.jobs import dispatch
 from backend.storage import queue_order
 from backend.storage.db import migrate
 
@@ -86,3 +87,11 @@ def test_a_round_over_3000_queued_jobs_lets_the_event_loop_run_between_its_steps
     # after the commit. Without them the loop never runs during the hand-out: SQLite does not yield.
     assert queue_order.READ_CHUNK < 3000 <= 2 * queue_order.READ_CHUNK
     assert seen["ticks"] >= 4, seen
+
+
+def test_outside_gevent_a_round_does_not_pause(monkeypatch):
+    # A worker runs its rounds after its jobs, in their thread: no event loop to serve, so no pause to pay.
+    slept = []
+    monkeypatch.setattr(dispatch.time, "sleep", slept.append)
+    dispatch._let_others_run()
+    assert slept == []
