@@ -329,9 +329,9 @@ def _timed(action, count: int) -> dict:
 
 
 def _reads_during_rounds(player: Player, job_url: str, image: list[bytes], uploads: int) -> dict:
-    """The player's job read again and again on a connection of its own while ``player`` uploads ``uploads`` times, half a
-    second apart: each upload starts a dispatcher round in the web, which runs on the same event loop as the
-    reads. p50, p95 and the slowest read: how long a page's request can wait while a round runs."""
+    """The player's job read again and again on a connection of its own while ``player`` uploads ``uploads``
+    times, half a second apart: each upload starts a dispatcher round in the web, which runs on the same event
+    loop as the reads. p50, p95 and the slowest read: how long a page's request can wait while a round runs."""
     times: list[float] = []
     stop = Event()
 
