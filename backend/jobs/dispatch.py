@@ -22,8 +22,10 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import case, select, update
+from sqlalchemy.orm import Session
 
 from backend.greenlets import gevent_patched
 from backend.settings import Settings
@@ -81,19 +83,29 @@ def _hand_out(settings: Settings) -> tuple[list[tuple[str, str]], dict[str, int]
         chosen = pick(entries, settings.max_inflight_per_user, MAX_PICKS_PER_ROUND)
         _let_others_run()
         now = utcnow()
-        for job_id in chosen:
-            task_id = uuid.uuid4().hex
-            result = session.execute(
-                update(Job)
-                .where(Job.id == job_id, Job.state == QUEUED, Job.dispatched_at.is_(None))
-                .values(dispatched_at=now, celery_task_id=task_id)
-            )
-            if result.rowcount:
-                picked.append((job_id, task_id))
+        if chosen:
+            picked = _mark_dispatched(session, chosen, now)
     _let_others_run()
     handed = {job_id for job_id, _ in picked}
     entries = [dataclasses.replace(e, dispatched_at=now) if e.id in handed else e for e in entries]
     return picked, positions_of(entries)
+
+
+def _mark_dispatched(session: Session, chosen: list[str], now: datetime) -> list[tuple[str, str]]:
+    """Mark the ``chosen`` jobs (not empty) dispatched at ``now``, each with a new Celery task id, in one UPDATE
+    and read back which were marked. A chosen job that is no longer waiting (cancelled, or handed out by a round
+    that got the lock first) is left as it is. Returns the ``(job_id, task_id)`` of those marked, in the order
+    chosen. One statement rather than one per job: the database's write lock is held from the first UPDATE to
+    the commit, and 50 of them held it for ~17 ms on SQLite (half that now), keeping uploads waiting."""
+    task_ids = {job_id: uuid.uuid4().hex for job_id in chosen}
+    session.execute(
+        update(Job)
+        .where(Job.id.in_(chosen), Job.state == QUEUED, Job.dispatched_at.is_(None))
+        .values(dispatched_at=now, celery_task_id=case(task_ids, value=Job.id))
+        .execution_options(synchronize_session=False)
+    )
+    marked = dict(session.execute(select(Job.id, Job.celery_task_id).where(Job.id.in_(chosen))).all())
+    return [(job_id, task_id) for job_id, task_id in task_ids.items() if marked.get(job_id) == task_id]
 
 
 def _send(settings: Settings, picked: list[tuple[str, str]]) -> None:
