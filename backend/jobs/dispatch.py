@@ -5,8 +5,9 @@ Jobs wait in the database (``dispatched_at`` NULL) and only a few per user are i
 (``settings.max_inflight_per_user``), so one user's hundred images do not fill the broker queue ahead of
 another user's one. The order is ``backend.storage.queue_order`` (the one definition, also used for the
 positions users see). ``pump`` runs after every change that can move the queue: an upload, a cancel, a delete
-(web), a finished job and every reaper round (worker). Runs are serialised by a Redis lock, so two processes
-never hand out the same job or overshoot a user's cap.
+(web), a finished job and every reaper round (worker: on its maintenance thread, ``leases.Heartbeat``). Runs
+are serialised by a Redis lock, so two processes never hand out the same job or overshoot a user's cap, and
+calls that waited for the lock share the round after it (``pump``).
 
 A round is bounded: one read of the active jobs' ordering columns, at most ``MAX_PICKS_PER_ROUND`` jobs handed
 out, every position stored in one Redis hash (what the web reads: ``stored_positions``, one HMGET per request
@@ -43,6 +44,8 @@ log = logging.getLogger(__name__)
 LOCK_KEY = "maskweb:dispatch:lock"
 POSITIONS_KEY = "maskweb:dispatch:positions"  # {job_id: position} of every queued job, as of the last round
 PUBLISHED_KEY = "maskweb:dispatch:published"  # {job_id: the position its watchers were last told}
+STARTED_KEY = "maskweb:dispatch:started"  # how many rounds have started, in every process (see ``pump``)
+COVERED_KEY = "maskweb:dispatch:covered"  # the STARTED_KEY count of the latest round that finished its work
 MAX_PICKS_PER_ROUND = 50  # bounds a round's time (about 2 ms a job: its UPDATE and its Celery message); every
 # finished job starts another round, so workers are handed work faster than they take it
 EXACT_POSITIONS = 100  # positions up to this one are published on every change
@@ -191,27 +194,47 @@ def stored_positions(settings: Settings, job_ids: list[str]) -> dict[str, int]:
     return {job_id: int(v) for job_id, v in zip(job_ids, values, strict=True) if v is not None}
 
 
-def pump(settings: Settings, positions_stored: Callable[[], None] | None = None) -> dict[str, int]:
+def pump(settings: Settings, positions_stored: Callable[[], None] | None = None) -> dict[str, int] | None:
     """Hand waiting jobs to Celery in fair order, then publish moved queue positions.
+
+    A round that started after this call and finished while this one waited for the dispatcher lock already
+    saw everything committed before the call, so this call then runs none of its own: with a deep queue a
+    round costs a few hundred milliseconds, and several workers finishing jobs at once would otherwise run one
+    each, in turn, every one waiting for the others'. (``STARTED_KEY`` counts the rounds started in every
+    process; ``COVERED_KEY`` is the count of the latest one that finished: it covered every call made before
+    it started.)
 
     ``positions_stored`` is called as soon as the new positions are readable (before the events and then the
     Celery messages go out: an upload waiting for its positions need not wait for those). Returns ``{job_id: queue
-    position}`` of every queued job after the run. Raises redis errors when Redis is unreachable (the jobs stay
-    waiting in the database and the next pump hands them out).
+    position}`` of every queued job after the run, or None when another round covered the call. Raises redis
+    errors when Redis is unreachable (the jobs stay waiting in the database and the next pump hands them out).
     """
     return _round(settings, positions_stored)[0]
 
 
-def _round(settings: Settings, positions_stored: Callable[[], None] | None) -> tuple[dict[str, int], bool]:
+def _count(client, key: str) -> int:
+    return int(client.get(key) or 0)
+
+
+def _round(
+    settings: Settings, positions_stored: Callable[[], None] | None
+) -> tuple[dict[str, int] | None, bool]:
     """``pump``'s work; also says whether the round handed out its most (more may be waiting to go)."""
+    client = redis_client(settings)
+    # Read before waiting for the lock: the caller's changes are committed, so any round that starts after this
+    # (its count goes up before it reads the database) sees them.
+    ticket = _count(client, STARTED_KEY)
     # thread_local=False: the renewal thread extends the lock with the token this thread took it with
-    lock = redis_client(settings).lock(
-        LOCK_KEY, timeout=LOCK_TIMEOUT_S, blocking_timeout=LOCK_WAIT_S, thread_local=False
-    )
+    lock = client.lock(LOCK_KEY, timeout=LOCK_TIMEOUT_S, blocking_timeout=LOCK_WAIT_S, thread_local=False)
     if not lock.acquire():
         raise TimeoutError(f"the dispatcher lock {LOCK_KEY} stayed taken for {LOCK_WAIT_S}s")
     renewal = _LockRenewal(lock)
     try:
+        if _count(client, COVERED_KEY) > ticket:  # a round that ran while we waited saw our changes
+            if positions_stored is not None:
+                positions_stored()
+            return None, False
+        started = client.incr(STARTED_KEY)
         picked, positions = _hand_out(settings)
         news = _store_positions(settings, positions)
         if positions_stored is not None:
@@ -221,6 +244,7 @@ def _round(settings: Settings, positions_stored: Callable[[], None] | None) -> t
         _publish_news(settings, positions, news)
         if picked:
             _send(settings, picked)
+        client.set(COVERED_KEY, started)
         return positions, len(picked) >= MAX_PICKS_PER_ROUND
     finally:
         renewal.stop()
