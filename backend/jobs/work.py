@@ -9,7 +9,8 @@
    ``progress`` going to the job (``lifecycle.JobRun``: stage boundaries, cancel checks, events);
 3. ``done`` with the summary (instance_count, classes, timings), or ``failed`` with ``error_code`` and a
    sentence, or ``cancelled`` when the owner asked at a stage boundary. Written result files of a job that did
-   not finish are removed.
+   not finish are removed;
+4. after the message's jobs, a dispatcher round, on the worker's maintenance thread (``leases.Heartbeat``).
 
 This module adds only the job around the pipeline: its state (``lifecycle``), its events (``events``) and its
 files (``connections.file_store``).
@@ -31,7 +32,6 @@ from backend.storage.models import CANCELLED, DONE, FAILED
 from backend.storage.originals import original_image, stored_limits
 
 from .connections import file_store
-from .dispatch import pump
 from .events import publish_job
 from .lifecycle import CANCELLED_ERROR, JobCancelled, JobLost, JobRun, claim, job_gone
 from .metrics import record_job
@@ -131,14 +131,13 @@ def run_job(settings: Settings, segmenter, heartbeat, job_id: str, task_id: str)
 def run_jobs(
     settings: Settings, segmenter, heartbeat, job_ids: list[str], task_id: str
 ) -> dict[str, str | None]:
-    """Run the jobs of one queue message in turn, then let the dispatcher hand out more work.
+    """Run the jobs of one queue message in turn, then ask for a dispatcher round to hand out more work
+    (``heartbeat.request_round``: it runs on the worker's maintenance thread while this one takes its next
+    message).
 
     Returns ``{job_id: final state or None (dropped)}``. A later version may decode all of them and call
     ``segmenter.detect`` once; the message shape (a list of ids) already allows it.
     """
     outcomes = {job_id: run_job(settings, segmenter, heartbeat, job_id, task_id) for job_id in job_ids}
-    try:
-        pump(settings)
-    except Exception:
-        log.warning("could not pump the queue after a job; the heartbeat will retry", exc_info=True)
+    heartbeat.request_round()
     return outcomes
