@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 NPM_STAMP := frontend/node_modules/.installed
 
-.PHONY: run test test-py test-js lint audit bench bench-deps bench-gpu-wheels load load-cluster setup clean
+.PHONY: run test test-py test-js lint audit bench bench-deps bench-gpu-wheels load load-rounds load-cluster setup clean
 
 setup: $(STAMP) $(NPM_STAMP)
 
@@ -88,6 +88,11 @@ bench-gpu-wheels: $(STAMP)
 # out"); needs nginx and PostgreSQL on 127.0.0.1:5432, starts everything else itself.
 load-cluster: $(STAMP)
 	$(VENV)/bin/python tests/load/cluster_run.py
+
+# Dispatcher rounds after jobs with 10,000 waiting: simulated GPU-paced workers, rounds in the job's thread vs.
+# on the worker's maintenance thread (README "Capacity").
+load-rounds: $(STAMP)
+	$(PY) tests/load/worker_rounds.py
 
 # Many users against a real stack on this machine (small model config, generated weights): the capacity figures
 # in README. Several minutes; the CI-sized run is tests/load/test_load.py.
