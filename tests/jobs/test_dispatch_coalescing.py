@@ -7,26 +7,14 @@ from __future__ import annotations
 import threading
 import time
 
-import pytest
 import redis
 
 from backend.jobs import dispatch
 from backend.settings import Settings
-from backend.storage.db import make_engine, migrate, session_scope
+from backend.storage.db import make_engine, session_scope
 from backend.storage.models import QUEUED, Job, User
 
 WAITERS = 3
-
-
-@pytest.fixture
-def settings(tmp_path, private_redis):
-    url = f"sqlite:///{tmp_path / 'maskweb.db'}"
-    migrate(url)
-    client = redis.Redis.from_url(private_redis.url)
-    client.flushdb()  # the session's Redis: counters left by earlier tests' rounds start afresh
-    yield Settings(data_dir=tmp_path / "data", database_url=url, redis_url=private_redis.url)
-    client.flushdb()
-    client.close()
 
 
 def _queued_job(settings: Settings) -> str:

@@ -14,20 +14,15 @@ import pytest
 import redis
 
 from backend.jobs import dispatch
-from backend.settings import Settings
-from backend.storage.db import migrate
 
 LIFE_S = 1.0
 
 
 @pytest.fixture
-def stores(tmp_path, private_redis):
-    """Settings on a fresh SQLite database and the private Redis, and a client of that Redis."""
-    url = f"sqlite:///{tmp_path / 'maskweb.db'}"
-    migrate(url)
-    client = redis.Redis.from_url(private_redis.url)
-    yield Settings(data_dir=tmp_path / "data", database_url=url, redis_url=private_redis.url), client
-    client.flushdb()
+def stores(settings):
+    """The queue's settings (``conftest.settings``) and a client of their Redis."""
+    client = redis.Redis.from_url(settings.redis_url)
+    yield settings, client
     client.close()
 
 

@@ -10,21 +10,10 @@ import redis
 from backend.jobs import leases
 from backend.jobs.connections import engine
 from backend.jobs.leases import LEASE_MISSING_GRACE_S, MISSING_KEY, LeaseKeeper, lease_key, reap
-from backend.settings import Settings
-from backend.storage.db import migrate, session_scope
+from backend.storage.db import session_scope
 from backend.storage.models import QUEUED, RUNNING, Job, User
 
 TASK = "task-1"
-
-
-@pytest.fixture
-def settings(tmp_path, private_redis):
-    url = f"sqlite:///{tmp_path / 'maskweb.db'}"
-    migrate(url)
-    yield Settings(data_dir=tmp_path / "data", database_url=url, redis_url=private_redis.url)
-    client = redis.Redis.from_url(private_redis.url)
-    client.flushdb()
-    client.close()
 
 
 @pytest.fixture
