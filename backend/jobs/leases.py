@@ -377,7 +377,7 @@ class Heartbeat(threading.Thread):
     the reaper and the dispatcher (which may wait on the database or the dispatcher lock).
 
     The dispatcher round that follows a job runs here too (``request_round``), not in the job's thread: with a
-    deep queue a round costs a few hundred milliseconds (10,000 waiting: ~0.2 s of CPU), which the worker would
+    deep queue a round costs up to a few hundred milliseconds (10,000 waiting: ~0.1 s of CPU), which the worker would
     otherwise add to every job before taking the next message. Requests that arrive while a round runs are
     served by one more round after it.
 

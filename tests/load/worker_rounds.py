@@ -11,7 +11,9 @@ tenth as many users waiting, two ways in turn:
   maintenance thread did);
 - ``maintenance_thread``: the worker asks its own ``leases.Heartbeat`` (``request_round``) and goes on.
 
-Per way: jobs per second (at most ``workers / job_s``) and the rounds run. Real rounds (``dispatch.pump``) on
+Per way: jobs per second (at most ``workers / job_s``) and the rounds run. Before both, ``one_round``: the cost
+of a round on its own (no workers), each after ``--finishing`` handed-out jobs finished, so that every waiting
+job's position moves (median wall and CPU milliseconds of ``--round-samples``). Real rounds (``dispatch.pump``) on
 a private Redis (lock, positions, broker: the handed-out jobs' messages stay in it, no worker takes them) and a
 SQLite database in a temporary folder. Prints JSON.
 """
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 import tempfile
 import threading
@@ -67,12 +70,43 @@ def play(settings: Settings, workers: int, job_s: float, seconds: float, in_job_
     return {"jobs_per_s": round(sum(finished) / seconds, 1), "rounds": rounds}
 
 
+def one_round(settings: Settings, samples: int, finishing: int) -> dict:
+    """Median wall and CPU (this process) milliseconds of a round, each after ``finishing`` of the jobs it
+    handed out were marked done (the dispatcher's usual case: jobs ahead left, everyone behind moves up)."""
+    from sqlalchemy import select, update
+
+    from backend.storage.db import make_engine, session_scope
+    from backend.storage.models import DONE, QUEUED, Job
+
+    engine = make_engine(settings.database_url)
+    walls, cpus = [], []
+    try:
+        for _ in range(samples):
+            with session_scope(engine) as db:
+                done = db.scalars(
+                    select(Job.id).where(Job.state == QUEUED, Job.dispatched_at.is_not(None)).limit(finishing)
+                ).all()
+                db.execute(update(Job).where(Job.id.in_(done)).values(state=DONE, stage=None))
+            wall, cpu = time.perf_counter(), time.process_time()
+            dispatch.pump(settings)
+            walls.append(time.perf_counter() - wall)
+            cpus.append(time.process_time() - cpu)
+    finally:
+        engine.dispose()
+    return {
+        "wall_ms_p50": round(1000 * statistics.median(walls), 1),
+        "cpu_ms_p50": round(1000 * statistics.median(cpus), 1),
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--job-s", type=float, default=0.1, help="seconds a simulated job takes")
     parser.add_argument("--seconds", type=float, default=20, help="how long each way is played")
     parser.add_argument("--queued", type=int, default=10000, help="jobs waiting (10 per user)")
+    parser.add_argument("--round-samples", type=int, default=20, help="rounds timed on their own")
+    parser.add_argument("--finishing", type=int, default=4, help="jobs finished before each timed round")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="maskweb-rounds-") as tmp:
         root = Path(tmp)
@@ -89,6 +123,7 @@ def main(argv: list[str] | None = None) -> int:
                 "job_s": args.job_s,
                 "most_jobs_per_s": round(args.workers / args.job_s, 1),
             }
+            report["one_round"] = one_round(settings, args.round_samples, args.finishing)
             for way in ("in_job_thread", "maintenance_thread"):
                 report[way] = play(settings, args.workers, args.job_s, args.seconds, way == "in_job_thread")
         finally:

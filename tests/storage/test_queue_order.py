@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import UTC, datetime, timedelta
+
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
+from sqlalchemy import delete, select, update
 
 from backend.storage import queue_order
 from backend.storage.db import session_scope
@@ -96,9 +102,69 @@ def test_the_active_jobs_are_read_in_chunks_with_a_pause_after_each(engine, monk
     with session_scope(engine) as db:
         (a,) = _users(db, "a")
         waiting = _add(db, a, 6, start=0)
-        running = _add(db, a, 1, start=10, state=RUNNING)
+        _add(db, a, 1, start=10, state=RUNNING)
         _add(db, a, 2, start=20, state=DONE)
         pauses = []
-        entries = queue_order.active_entries(db, pause=lambda: pauses.append(len(pauses)))
-    assert sorted(e.id for e in entries) == sorted(waiting + running)  # every active job, nothing else
+        queue = queue_order.read_queue(db, pause=lambda: pauses.append(len(pauses)))
+    assert [job_id for job_id, _ in queue.waiting] == waiting  # every waiting job, oldest first
+    assert queue.running == {a: 1} and queue.dispatched == []  # the running one counted, nothing else
     assert len(pauses) == 3  # 7 rows, 3 at a time
+
+
+# The rules as the module docstring states them, computed the plain way (whole rows, timestamps compared):
+# what the database-sorted, one-pass implementation must agree with on any queue.
+def _by_the_rules(db, max_inflight: int, limit: int):
+    active = db.scalars(select(Job).where(Job.state.in_([QUEUED, RUNNING]))).all()
+    in_flight = Counter(j.user_id for j in active if j.state == RUNNING or j.dispatched_at is not None)
+    waiting = sorted((j for j in active if j.state == QUEUED and j.dispatched_at is None),
+                     key=lambda j: (j.created_at, j.id))  # fmt: skip
+    index: Counter[str] = Counter()
+    keyed = []
+    for j in waiting:
+        keyed.append(((in_flight[j.user_id] + index[j.user_id], j.created_at, j.id), j))
+        index[j.user_id] += 1
+    order = [j for _, j in sorted(keyed, key=lambda pair: pair[0])]
+    dispatched = sorted((j for j in active if j.state == QUEUED and j.dispatched_at is not None),
+                        key=lambda j: (j.dispatched_at, j.created_at, j.id))  # fmt: skip
+    positions = {j.id: p for p, j in enumerate(dispatched + order, start=1)}
+    picked, counts = [], Counter(in_flight)
+    for j in order:
+        if len(picked) < limit and counts[j.user_id] < max_inflight:
+            counts[j.user_id] += 1
+            picked.append(j.id)
+    return [j.id for j in order], positions, picked
+
+
+_jobs = st.lists(
+    st.tuples(
+        st.integers(0, 3),  # user
+        st.integers(0, 6),  # created, in seconds: ties are likely, the id decides them
+        st.sampled_from([QUEUED, QUEUED, QUEUED, RUNNING, DONE]),
+        st.one_of(st.none(), st.integers(0, 4)),  # dispatched, in seconds (running jobs always are)
+    ),
+    max_size=25,
+)
+
+
+@given(jobs=_jobs, max_inflight=st.integers(1, 3), limit=st.integers(1, 6))
+@hypothesis_settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+def test_the_order_positions_and_picks_are_the_rules_on_any_queue(engine, jobs, max_inflight, limit):
+    with session_scope(engine) as db:
+        db.execute(delete(Job))
+        users = _users(db, *"abcd")
+        for user, created, state, dispatched in jobs:
+            if state == RUNNING and dispatched is None:
+                dispatched = created
+            db.add(Job(user_id=users[user], state=state, created_at=T0 + timedelta(seconds=created),
+                       dispatched_at=None if dispatched is None else T0 + timedelta(seconds=dispatched)))  # fmt: skip
+        db.flush()
+        order, positions, picked = _by_the_rules(db, max_inflight, limit)
+        assert fair_order(db) == order
+        assert queue_positions(db) == positions
+        assert next_to_dispatch(db, max_inflight, limit) == picked
+        # A dispatcher round's positions after its hand-out, without reading again, are what a new read gives
+        queue = queue_order.read_queue(db)
+        db.execute(update(Job).where(Job.id.in_(picked)).values(dispatched_at=T0 + timedelta(seconds=9)))
+        assert queue_order.positions_of(queue.handed_out(picked)) == queue_positions(db)

@@ -34,8 +34,8 @@ def _forbid_full_reads(monkeypatch):
     def refuse(*_args, **_kwargs):
         raise AssertionError("a request read every active job")
 
-    monkeypatch.setattr(queue_order, "active_entries", refuse)
-    monkeypatch.setattr(dispatch, "active_entries", refuse)  # a dispatcher round, had a request started one
+    monkeypatch.setattr(queue_order, "read_queue", refuse)
+    monkeypatch.setattr(dispatch, "read_queue", refuse)  # a dispatcher round, had a request started one
     monkeypatch.setattr(queue_order, "queue_positions", refuse)
     monkeypatch.setattr("backend.web.positions.queue_positions", refuse)
 
