@@ -36,6 +36,13 @@ def owned_job(session: Session, job_id: str, user_id: str | None) -> Job | None:
     return job if job is not None and job.user_id == user_id else None
 
 
+def owned_jobs(session: Session, job_ids: list[str], user_id: str | None) -> list[Job]:
+    """The jobs among ``job_ids`` that ``user_id`` owns, in one query (order not kept; others are absent)."""
+    if not user_id or not job_ids:
+        return []
+    return list(session.scalars(select(Job).where(Job.id.in_(job_ids), Job.user_id == user_id)))
+
+
 # --- cancelling ---------------------------------------------------------------------------------------------------
 
 

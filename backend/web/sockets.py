@@ -7,9 +7,14 @@ Protocol (docs/ARCHITECTURE.md):
 - emit ``subscribe`` with ``{"job_id": id}`` or ``{"share_token": T}``; the acknowledgement is
   ``{"ok": true, "job": <GET /api/jobs/{id} JSON>}`` read from the database (the source of truth), or
   ``{"ok": false, "error": {"code", "message"}}`` when the caller may not see that job;
+- or, for several of one's own jobs at once (a page with a fresh upload of many, a reconnect), ``subscribe``
+  with ``{"job_ids": [id, ...]}`` (at most ``MAX_SUBSCRIBE_JOBS``): one message, one database read and one
+  position read for all; the acknowledgement is ``{"ok": true, "jobs": [job JSON...], "refused": [{"job_id",
+  "error": {"code", "message"}}]}`` (a job one may not see is refused alone), or ``{"ok": false, "error"}`` for
+  a malformed list;
 - the server then pushes ``job`` events (the same JSON, plus ``emitted_at``: the publisher's UNIX time) to room
   ``job:<id>``: the worker publishes them through the Redis message queue (``backend.jobs.events``);
-- emit ``unsubscribe`` with the same payload to leave the room;
+- emit ``unsubscribe`` with the same payload (``job_ids`` too) to leave the room(s);
 - when the owner revokes a share link (or deletes the job), every socket that followed the job through that
   link leaves its room and gets a ``revoked`` event ``{"share_token": T}``: whatever else its subscribe
   message carried (a ``job_id`` too), and also when it subscribed while the revocation was in flight (the
@@ -152,14 +157,62 @@ def _resolve(data) -> tuple[str | None, dict | None, str | None]:
         return job_room(job.id), job.as_dict(position, urls_base=urls_base), None
 
 
+MAX_SUBSCRIBE_JOBS = 100  # job ids in one ``subscribe``/``unsubscribe`` message
+
 _MESSAGES = {
-    "bad_request": 'Send {"job_id": "<id>"} or {"share_token": "<token>"}.',
+    "bad_request": 'Send {"job_id": "<id>"}, {"share_token": "<token>"} or {"job_ids": ["<id>", ...]}.',
+    "bad_job_ids": f'"job_ids" must be a list of 1 to {MAX_SUBSCRIBE_JOBS} job ids (strings).',
     "not_found": "No such job or share link, or it is not yours to see.",
 }
 
 
+def _job_ids(data) -> list[str] | None:
+    """The distinct ids of a ``{"job_ids": [...]}`` payload in their order, or None when it is not a list of 1 to
+    ``MAX_SUBSCRIBE_JOBS`` strings."""
+    ids = data.get("job_ids")
+    if not isinstance(ids, list) or not 1 <= len(ids) <= MAX_SUBSCRIBE_JOBS:
+        return None
+    if not all(isinstance(job_id, str) for job_id in ids):
+        return None
+    return list(dict.fromkeys(ids))
+
+
+def _well_formed(job_id: str) -> bool:
+    try:
+        check_job_id(job_id)
+    except ValueError:
+        return False
+    return True
+
+
+def _subscribe_jobs(ids: list[str]) -> dict:
+    """``subscribe`` with ``job_ids``: one read of the caller's jobs among ``ids`` and of their positions; joins
+    each one's room; the others are refused one by one (``not_found``: someone else's, gone, or malformed)."""
+    svc = services()
+    caller = svc.socket_callers.get(request.sid, SocketCaller(None))
+    with session_scope(svc.engine) as db:
+        found = {
+            job.id: job for job in repo.owned_jobs(db, [i for i in ids if _well_formed(i)], caller.user_id)
+        }
+        positions = positions_for(db, svc.settings, list(found.values()))
+        jobs, refused = [], []
+        for job_id in ids:
+            job = found.get(job_id)
+            if job is None:
+                refused.append(
+                    {"job_id": job_id, "error": _error("not_found", _MESSAGES["not_found"])["error"]}
+                )
+                continue
+            join_room(job_room(job_id))
+            jobs.append(job.as_dict(positions.get(job_id)))
+    return {"ok": True, "jobs": jobs, "refused": refused}
+
+
 @socketio.on("subscribe")
 def on_subscribe(data=None):
+    if isinstance(data, dict) and "job_ids" in data:
+        ids = _job_ids(data)
+        return _subscribe_jobs(ids) if ids is not None else _error("bad_request", _MESSAGES["bad_job_ids"])
     room, job, error = _resolve(data)
     if error:
         return _error(error, _MESSAGES[error])
@@ -238,6 +291,13 @@ def on_unsubscribe(data=None):
     svc = services()
     if not isinstance(data, dict):
         return _error("bad_request", _MESSAGES["bad_request"])
+    if "job_ids" in data:
+        ids = _job_ids(data)
+        if ids is None or not all(_well_formed(job_id) for job_id in ids):
+            return _error("bad_request", _MESSAGES["bad_job_ids"])
+        for job_id in ids:
+            leave_room(job_room(job_id))
+        return {"ok": True}
     job_id = data.get("job_id")
     if not job_id and data.get("share_token"):
         with session_scope(svc.engine) as db:

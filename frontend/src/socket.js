@@ -3,7 +3,10 @@
  *
  * Protocol (server side: backend/web): after connecting, the client emits `subscribe` with `{job_id}` or
  * `{share_token}`; the acknowledgement is `{ok: true, job}` or `{ok: false, error: {code, message}}`; then the
- * server pushes `job` events (the `GET /api/jobs/{id}` object) to the job's room. Rooms do not survive a
+ * server pushes `job` events (the `GET /api/jobs/{id}` object) to the job's room. Jobs followed together (in
+ * one task: a restored list, a reconnect) go in one message, `{job_ids}` (at most `MAX_SUBSCRIBE_JOBS`),
+ * acknowledged with `{ok: true, jobs, refused: [{job_id, error}]}`: one read on the server instead of one per
+ * job. Rooms do not survive a
  * reconnect, so every followed job is subscribed again on each connect; and since events sent while offline
  * are lost, `onResync` is called after a reconnect so the page re-reads the truth over HTTP (and shows a
  * followed job it read only if `accept` takes it, so its reads and the events keep one order). When the
@@ -25,6 +28,9 @@ import { FINAL_STATES } from "./jobs.js";
 
 export const POLL_FIRST_MS = 3000;
 export const POLL_MAX_MS = 30000;
+export const MAX_SUBSCRIBE_JOBS = 100; // job ids the server takes in one subscribe (backend/web/sockets.py)
+
+const SUBSCRIBE_FAILED = { code: "subscribe_failed", message: "Could not follow this job." };
 
 /**
  * @param {object} options
@@ -82,12 +88,55 @@ export function createJobFeed({
     if (accept(job)) onJob(job);
   }
 
+  /** Subscribe one payload (a share link, or a single job) and report its acknowledged state. */
   function subscribe(key, payload) {
     socket.emit("subscribe", payload, (ack) => {
       if (!followed.has(key)) return;
       if (ack && ack.ok && ack.job) report(ack.job);
-      else onError(key, (ack && ack.error) || { code: "subscribe_failed", message: "Could not follow this job." });
+      else onError(key, (ack && ack.error) || SUBSCRIBE_FAILED);
     });
+  }
+
+  /** Subscribe several followed jobs in one message per `MAX_SUBSCRIBE_JOBS`; a lone one as `{job_id}`. */
+  function subscribeJobs(keys) {
+    for (let start = 0; start < keys.length; start += MAX_SUBSCRIBE_JOBS) {
+      const chunk = keys.slice(start, start + MAX_SUBSCRIBE_JOBS);
+      if (chunk.length === 1) {
+        subscribe(chunk[0], followed.get(chunk[0]));
+        continue;
+      }
+      socket.emit("subscribe", { job_ids: chunk.map((key) => followed.get(key).job_id) }, (ack) => {
+        if (!(ack && ack.ok)) {
+          for (const key of chunk) if (followed.has(key)) onError(key, (ack && ack.error) || SUBSCRIBE_FAILED);
+          return;
+        }
+        for (const job of ack.jobs || []) if (followed.has(`job:${job.id}`)) report(job);
+        for (const { job_id: id, error } of ack.refused || []) {
+          if (followed.has(`job:${id}`)) onError(`job:${id}`, error || SUBSCRIBE_FAILED);
+        }
+      });
+    }
+  }
+
+  let pending = null; // keys followed in this task, subscribed together at its end
+
+  /** Subscribe `keys` now: the share link alone, the jobs together. */
+  function subscribeAll(keys) {
+    const jobs = keys.filter((key) => key !== "shared" && followed.has(key));
+    if (keys.includes("shared") && followed.has("shared")) subscribe("shared", followed.get("shared"));
+    if (jobs.length) subscribeJobs(jobs);
+  }
+
+  function subscribeSoon(key) {
+    if (pending === null) {
+      pending = new Set();
+      queueMicrotask(() => {
+        const keys = [...pending];
+        pending = null;
+        if (socket.connected) subscribeAll(keys);
+      });
+    }
+    pending.add(key);
   }
 
   function stopPolling() {
@@ -128,7 +177,8 @@ export function createJobFeed({
 
   socket.on("connect", () => {
     stopPolling();
-    for (const [key, payload] of followed) subscribe(key, payload);
+    if (pending !== null) pending.clear(); // all of them go now
+    subscribeAll([...followed.keys()]);
     if (connectedBefore) onResync();
     connectedBefore = true;
     offlineShown = false;
@@ -145,7 +195,7 @@ export function createJobFeed({
 
   function follow(key, payload) {
     followed.set(key, payload);
-    if (socket.connected) subscribe(key, payload);
+    if (socket.connected) subscribeSoon(key);
     else if (offlineShown) {
       stopPolling(); // a job followed while offline is read soon, not after the current (longer) wait
       schedulePoll();

@@ -1,7 +1,10 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 
-import { createJobFeed } from "../src/socket.js";
+import { MAX_SUBSCRIBE_JOBS, createJobFeed } from "../src/socket.js";
+
+/** Let the feed send what was followed in this task (it subscribes those together at the task's end). */
+const settle = () => new Promise((resolve) => queueMicrotask(resolve));
 
 /** A stand-in for socket.io-client's socket: records emits, lets the test fire events and answer acks. */
 function fakeIo() {
@@ -45,12 +48,13 @@ test("subscribes on connect and reports the acknowledged state", () => {
   assert.deepEqual(seen.map((j) => j.state), ["queued", "running"]);
 });
 
-test("an event older than one already reported is dropped; an equal revision (a moved position) is not", () => {
+test("an event older than one already reported is dropped; an equal revision (a moved position) is not", async () => {
   const { io, socket } = fakeIo();
   const seen = [];
   const feed = createJobFeed({ io, onJob: (j) => seen.push(`${j.state}@${j.revision}`) });
   socket.fire("connect");
   feed.followJob("j1");
+  await settle();
   socket.emitted[0].ack({ ok: true, job: { id: "j1", state: "queued", queue_position: 2, revision: 1 } });
   socket.fire("job", { id: "j1", state: "queued", queue_position: 1, revision: 1 });
   socket.fire("job", { id: "j1", state: "running", stage: "decode", revision: 3 });
@@ -60,19 +64,58 @@ test("an event older than one already reported is dropped; an equal revision (a 
   assert.deepEqual(seen, ["queued@1", "queued@1", "running@3", "done@7"]);
 });
 
-test("after a reconnect every job is subscribed again and the page is told to re-read over HTTP", () => {
+test("after a reconnect every job is subscribed again, in one message, and the page is told to re-read over HTTP", async () => {
   const { io, socket } = fakeIo();
   let resyncs = 0;
   const feed = createJobFeed({ io, onJob: () => {}, onResync: () => resyncs++ });
   socket.fire("connect");
   feed.followJob("a");
+  await settle();
   feed.followJob("b");
+  await settle();
+  assert.deepEqual(socket.emitted.map((e) => e.payload), [{ job_id: "a" }, { job_id: "b" }]); // one at a time
   assert.equal(resyncs, 0);
   socket.fire("disconnect");
   socket.fire("connect");
-  const again = socket.emitted.slice(2).map((e) => e.payload.job_id).sort();
-  assert.deepEqual(again, ["a", "b"]);
+  assert.deepEqual(socket.emitted.slice(2).map((e) => e.payload), [{ job_ids: ["a", "b"] }]);
   assert.equal(resyncs, 1);
+});
+
+test("jobs followed together are subscribed in one message; its answer reports each job and each refusal", async () => {
+  const { io, socket } = fakeIo();
+  const seen = [];
+  const errors = [];
+  const feed = createJobFeed({ io, onJob: (j) => seen.push(j.id), onError: (k, e) => errors.push([k, e.code]) });
+  socket.fire("connect");
+  for (const id of ["a", "b", "c"]) feed.followJob(id);
+  assert.equal(socket.emitted.length, 0); // sent at the end of the task, together
+  await settle();
+  assert.deepEqual(socket.emitted.map((e) => e.payload), [{ job_ids: ["a", "b", "c"] }]);
+  socket.emitted[0].ack({
+    ok: true,
+    jobs: [{ id: "a", state: "queued" }, { id: "c", state: "running" }],
+    refused: [{ job_id: "b", error: { code: "not_found", message: "No such job." } }],
+  });
+  assert.deepEqual(seen, ["a", "c"]);
+  assert.deepEqual(errors, [["job:b", "not_found"]]);
+  socket.fire("job", { id: "c", state: "done" });
+  assert.deepEqual(seen, ["a", "c", "c"]);
+});
+
+test("more jobs than the server takes in one subscribe go in several; a refused message fails each of its jobs", async () => {
+  const { io, socket } = fakeIo();
+  const errors = [];
+  const feed = createJobFeed({ io, onJob: () => {}, onError: (k) => errors.push(k) });
+  socket.fire("connect");
+  const ids = Array.from({ length: MAX_SUBSCRIBE_JOBS + 1 }, (_, i) => `j${i}`);
+  for (const id of ids) feed.followJob(id);
+  await settle();
+  assert.deepEqual(socket.emitted.map((e) => e.payload), [
+    { job_ids: ids.slice(0, MAX_SUBSCRIBE_JOBS) },
+    { job_id: ids[MAX_SUBSCRIBE_JOBS] },
+  ]);
+  socket.emitted[0].ack({ ok: false, error: { code: "bad_request", message: "Too many." } });
+  assert.equal(errors.length, MAX_SUBSCRIBE_JOBS);
 });
 
 test("a job the page re-read over HTTP keeps the revision order with the events", () => {
@@ -90,12 +133,13 @@ test("a job the page re-read over HTTP keeps the revision order with the events"
   assert.equal(feed.accept({ id: "j2", state: "queued", revision: 9 }), false); // not followed
 });
 
-test("a refused subscription is reported with the server's error", () => {
+test("a refused subscription is reported with the server's error", async () => {
   const { io, socket } = fakeIo();
   const errors = [];
   const feed = createJobFeed({ io, onJob: () => assert.fail("no job expected"), onError: (k, e) => errors.push([k, e]) });
   socket.fire("connect");
   feed.followJob("zz");
+  await settle();
   socket.emitted[0].ack({ ok: false, error: { code: "not_found", message: "No such job." } });
   assert.deepEqual(errors, [["job:zz", { code: "not_found", message: "No such job." }]]);
 });
@@ -112,12 +156,16 @@ test("share-token viewers connect with the token and subscribe by it", () => {
   assert.deepEqual(seen, ["j5"]);
 });
 
-test("unfollowed jobs are ignored, late acks included", () => {
+test("unfollowed jobs are ignored, late acks included", async () => {
   const { io, socket } = fakeIo();
   const seen = [];
   const feed = createJobFeed({ io, onJob: (j) => seen.push(j.id) });
   socket.fire("connect");
   feed.followJob("x");
+  feed.followJob("y");
+  feed.unfollowJob("y"); // unfollowed before the task ended: never sent
+  await settle();
+  assert.deepEqual(socket.emitted.map((e) => e.payload), [{ job_id: "x" }]);
   feed.unfollowJob("x");
   socket.emitted[0].ack({ ok: true, job: { id: "x", state: "done" } });
   socket.fire("job", { id: "x", state: "done" });

@@ -66,6 +66,17 @@ class _Socket:
             self.changed.set()
         return ack["job"]
 
+    def subscribe_jobs(self, job_ids: list[str]) -> list[dict]:
+        """Follow several of one's jobs with one message (as the page does with jobs it follows together)."""
+        ack = self.client.call("subscribe", {"job_ids": job_ids}, timeout=60)
+        if not ack or not ack.get("ok") or ack.get("refused"):
+            raise LoadError(f"subscribe {job_ids} refused: {ack}")
+        for job in ack["jobs"]:
+            if job["state"] in FINAL:
+                self.final[job["id"]] = job["state"]
+                self.changed.set()
+        return ack["jobs"]
+
     def wait_final(self, job_ids: list[str], timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s
         while not all(j in self.final for j in job_ids):
@@ -135,8 +146,10 @@ class Player:
         return elapsed
 
     def follow(self, jobs: list[dict]) -> None:
-        for job in jobs:
-            self.socket.subscribe({"job_id": job["id"]})
+        if len(jobs) == 1:
+            self.socket.subscribe({"job_id": jobs[0]["id"]})
+        elif jobs:
+            self.socket.subscribe_jobs([job["id"] for job in jobs])
 
     def wait_done(self, timeout_s: float) -> None:
         self.socket.wait_final([j["id"] for j in self.jobs], timeout_s)

@@ -102,12 +102,19 @@ def test_socket_matrix(world):
     app, job = world["app"], world["job"]
     owner_socket = _socket(app, world["owner"])
     assert owner_socket.emit("subscribe", {"job_id": job}, callback=True)["ok"] is True
+    assert [j["id"] for j in owner_socket.emit("subscribe", {"job_ids": [job]}, callback=True)["jobs"]] == [
+        job
+    ]
 
     for name, caller in _callers(world).items():
         client = _socket(app, caller)
         refused = client.emit("subscribe", {"job_id": job}, callback=True)
         missing = client.emit("subscribe", {"job_id": MISSING}, callback=True)
         assert refused == missing and refused["ok"] is False, name
+        # several at once: someone else's job is refused exactly as a missing one
+        listed = client.emit("subscribe", {"job_ids": [job, MISSING]}, callback=True)
+        assert listed["ok"] is True and listed["jobs"] == [], name
+        assert [r["error"] for r in listed["refused"]] == [refused["error"], refused["error"]], name
         token = world["revoked"] if name.startswith("revoked") else world["live"]
         ack = client.emit("subscribe", {"share_token": token}, callback=True)
         both = client.emit("subscribe", {"share_token": token, "job_id": job}, callback=True)

@@ -106,6 +106,50 @@ def test_unsubscribe_leaves_the_room(server, redis_settings):
     assert client.events.empty()
 
 
+def test_several_jobs_in_one_subscribe_each_as_the_api_says_and_anothers_refused_alone(
+    server, redis_settings
+):
+    owner, stranger = Visitor(server), Visitor(server)
+    first, second, third = owner.upload(png(), png(), png())
+    (theirs,) = stranger.upload(png())
+    client = server.connect(cookie=cookie_of(owner))
+    ids = [third["id"], theirs["id"], first["id"], "not-an-id", second["id"], first["id"]]
+    ack = client.call("subscribe", {"job_ids": ids}, timeout=EVENT_TIMEOUT_S)
+    assert ack["ok"] is True
+    # each of the owner's jobs once, in the order asked, as GET /api/jobs/{id} says it (less `share`)
+    expected = [owner.get(f"/api/jobs/{job['id']}").get_json() for job in (third, first, second)]
+    assert ack["jobs"] == [{k: v for k, v in state.items() if k != "share"} for state in expected]
+    assert [(r["job_id"], r["error"]["code"]) for r in ack["refused"]] == [
+        (theirs["id"], "not_found"), ("not-an-id", "not_found"),
+    ]  # fmt: skip
+    for job in (first, theirs, second):
+        publish(redis_settings.redis_url, {"id": job["id"], "state": "done"})
+    # one channel, in order: the second job's event arriving proves the stranger's never will
+    assert client.events.get(timeout=EVENT_TIMEOUT_S) == {"id": first["id"], "state": "done"}
+    assert client.events.get(timeout=EVENT_TIMEOUT_S) == {"id": second["id"], "state": "done"}
+    assert client.events.empty()
+    # and they are left the same way
+    assert client.call("unsubscribe", {"job_ids": [first["id"], second["id"]]}, timeout=EVENT_TIMEOUT_S) == {
+        "ok": True
+    }
+    publish(redis_settings.redis_url, {"id": first["id"], "state": "failed"})
+    publish(redis_settings.redis_url, {"id": third["id"], "state": "done"})
+    assert client.events.get(timeout=EVENT_TIMEOUT_S) == {"id": third["id"], "state": "done"}
+    assert client.events.empty()
+
+
+@pytest.mark.parametrize(
+    "job_ids", [[], "abc", [1, 2], ["a"] * 101, None], ids=["empty", "string", "numbers", "101", "null"]
+)
+def test_a_malformed_job_list_is_refused_with_its_limit(server, job_ids):
+    owner = Visitor(server)
+    client = server.connect(cookie=cookie_of(owner))
+    for event in ("subscribe", "unsubscribe"):
+        ack = client.call(event, {"job_ids": job_ids}, timeout=EVENT_TIMEOUT_S)
+        assert ack["ok"] is False and ack["error"]["code"] == "bad_request"
+        assert "1 to 100 job ids" in ack["error"]["message"]
+
+
 def test_api_token_and_share_token_identities(server, redis_settings):
     owner = Visitor(server)
     (job,) = owner.upload(png())
