@@ -262,6 +262,52 @@ def test_a_lost_connection_loses_nothing(browser, live_stack, photo):
         context.close()
 
 
+def test_a_reloaded_page_follows_its_jobs_with_one_subscribe_to_the_end(browser, live_stack, tmp_path):
+    """After a reload the page brings back its unfinished jobs and follows them all with one Socket.IO message
+    (``{"job_ids": [...]}``); the events that message subscribed to carry every card to done."""
+    paths = []
+    for n in range(3):
+        paths.append(tmp_path / f"reload-{n}.png")
+        Image.new("RGB", (64, 48), (60 + 50 * n, 140, 90)).save(paths[-1])
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        page.goto(live_stack.base_url + "/")
+        page.wait_for_selector("body[data-ready=true]")
+        live_stack.hold("decode")
+        try:
+            page.get_by_test_id("upload-input").set_input_files([str(p) for p in paths])
+            page.wait_for_function(
+                "() => document.querySelectorAll('[data-testid=job-card][data-job-id]').length === 3"
+            )
+            ids = page.eval_on_selector_all(
+                "[data-testid=job-card]", "cards => cards.map(c => c.dataset.jobId)"
+            )
+            sent = []
+            page.on("websocket", lambda ws: ws.on("framesent", lambda frame: sent.append(str(frame))))
+            page.reload()
+            page.wait_for_selector("body[data-ready=true]")
+            page.wait_for_function(
+                "() => document.querySelectorAll('[data-testid=job-card][data-job-id]').length === 3"
+            )
+            subscribes = [f for f in sent if '"subscribe"' in f]
+            deadline = time.monotonic() + 30
+            while not subscribes and time.monotonic() < deadline:
+                page.wait_for_timeout(100)  # Playwright delivers frame events between its calls
+                subscribes = [f for f in sent if '"subscribe"' in f]
+            assert len(subscribes) == 1 and '"job_ids"' in subscribes[0], subscribes
+            assert all(job_id in subscribes[0] for job_id in ids), subscribes
+        finally:
+            live_stack.release("decode")
+        for job_id in ids:
+            page.locator(f"[data-testid=job-card][data-job-id='{job_id}'][data-state=done]").wait_for(
+                timeout=DONE_TIMEOUT_MS
+            )
+        assert page.evaluate("() => !document.body.classList.contains('offline')")  # events, not polling
+    finally:
+        context.close()
+
+
 def test_result_page_follows_a_running_job_to_its_viewer(browser, live_stack, photo):
     context = browser.new_context()
     try:
