@@ -19,7 +19,7 @@ import hashlib
 import hmac
 import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 from flask import Flask, Response, current_app, g, request
@@ -41,10 +41,12 @@ STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 @dataclass(frozen=True)
 class Caller:
-    """``user_id`` None: nobody identified yet. ``via``: ``cookie`` | ``bearer`` | ``new`` (cookie to be set)."""
+    """``user_id`` None: nobody identified yet. ``via``: ``cookie`` | ``bearer`` | ``new`` (cookie to be set).
+    ``stored``: this request already read the user's row (``require_user`` then need not look for it again)."""
 
     user_id: str | None
     via: str | None
+    stored: bool = False
 
 
 def _serializer(secret: str) -> URLSafeSerializer:
@@ -77,15 +79,21 @@ def read_cookie(secret: str, value: str | None) -> tuple[str, float] | None:
 
 def cookie_user(session: Session, secret: str, value: str | None) -> str | None:
     """The user id of a valid cookie: signed by us and not issued before the user last rotated it."""
+    return _cookie_identity(session, secret, value)[0]
+
+
+def _cookie_identity(session: Session, secret: str, value: str | None) -> tuple[str | None, bool]:
+    """``(cookie_user's answer, whether the user's row exists)``: a valid cookie whose row is gone (a database
+    reset) still names its user, and the row is made again on its next upload (``ensure_user``)."""
     parsed = read_cookie(secret, value)
     if parsed is None:
-        return None
+        return None, False
     user_id, issued = parsed
     user = session.get(User, user_id)
     if user is not None and user.cookies_valid_after is not None:
         if issued < user.cookies_valid_after.timestamp():
-            return None
-    return user_id
+            return None, False
+    return user_id, user is not None
 
 
 def unsign_user_id(secret: str, value: str | None) -> str | None:
@@ -166,10 +174,10 @@ def resolve_caller(session: Session) -> Caller:
                 "invalid_token",
                 "The bearer token is not valid (revoked or mistyped); create a new one with POST /api/tokens.",
             )
-        g.caller = Caller(user_id, "bearer")
+        g.caller = Caller(user_id, "bearer", stored=True)  # a token's row belongs to its user's (foreign key)
     else:
-        user_id = cookie_user(session, secret(), request.cookies.get(COOKIE_NAME))
-        g.caller = Caller(user_id, "cookie" if user_id else None)
+        user_id, stored = _cookie_identity(session, secret(), request.cookies.get(COOKIE_NAME))
+        g.caller = Caller(user_id, "cookie" if user_id else None, stored=stored)
     return g.caller
 
 
@@ -198,7 +206,9 @@ def require_user(session: Session, create: bool = True) -> str:
             )
         charge_new_identity()
         caller = g.caller = Caller(new_id(), "new")
-    ensure_user(session, caller.user_id)
+    if not caller.stored:
+        ensure_user(session, caller.user_id)
+        caller = g.caller = replace(caller, stored=True)
     return caller.user_id
 
 

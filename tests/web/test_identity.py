@@ -5,11 +5,11 @@ from __future__ import annotations
 import hashlib
 import time
 
-from sqlalchemy import select
+from sqlalchemy import delete, event, select
 from webtools import Visitor, png
 
 from backend.storage.db import session_scope
-from backend.storage.models import ApiToken, User
+from backend.storage.models import ApiToken, Job, User
 
 
 def test_first_visit_gets_a_signed_httponly_lax_long_lived_cookie(app):
@@ -167,3 +167,33 @@ def test_the_cookie_is_secure_whenever_the_request_came_over_https(app):
     assert "Secure" in proxied.headers["Set-Cookie"]
     plain = app.test_client().get("/api/session")
     assert "Secure" not in plain.headers["Set-Cookie"]
+
+
+def _users_reads(app, request) -> int:
+    """How many statements that read the ``users`` table ``request()`` runs."""
+    engine, seen = app.extensions["maskweb"].engine, []
+
+    def record(_conn, _cursor, statement, *_args):
+        if statement.lstrip().upper().startswith("SELECT") and "FROM users" in statement:
+            seen.append(statement)
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        request()
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    return len(seen)
+
+
+def test_a_known_visitors_row_is_read_once_per_request_and_made_again_if_it_is_gone(app, visitor):
+    # the identity check (rate limits, CSRF) already read the row: the request does not look for it again
+    assert _users_reads(app, lambda: visitor.get("/api/session")) == 1
+    assert _users_reads(app, lambda: visitor.upload(png())) == 1
+    # a database reset lost the row: the still-valid cookie keeps its user and the row is made again
+    user_id = visitor.get("/api/session").get_json()["user_id"]
+    with session_scope(app.extensions["maskweb"].engine) as db:
+        db.execute(delete(Job))
+        db.execute(delete(User).where(User.id == user_id))
+    (job,) = visitor.upload(png())
+    assert visitor.get("/api/session").get_json()["user_id"] == user_id
+    assert visitor.get(f"/api/jobs/{job['id']}").status_code == 200
