@@ -48,6 +48,11 @@ COVERED_KEY = "maskweb:dispatch:covered"  # the STARTED_KEY count of the latest 
 MAX_PICKS_PER_ROUND = 50  # bounds a round's time (about 2 ms a job: its UPDATE and its Celery message); every
 # finished job starts another round, so workers are handed work faster than they take it
 EXACT_POSITIONS = 100  # positions up to this one are published on every change
+# Bounds a round's events (about 0.2 ms each): after Redis lost what was published, a mass cancel at the front or
+# a thousand uploads at once, every waiting job's position can be news, and 10,000 events held the lock for 2 s
+# while no job was handed out. The rest (the front first) go in the next rounds; a page that asks (subscribe,
+# GET) always gets its exact position meanwhile.
+MAX_NEWS_PER_ROUND = 500
 # The lock lives LOCK_TIMEOUT_S and its holder extends it every LOCK_RENEW_S while its round runs, so a holder
 # killed mid-round (SIGKILL, out of memory) stops dispatch for at most LOCK_TIMEOUT_S, however long rounds take.
 LOCK_TIMEOUT_S = 10
@@ -153,7 +158,8 @@ def worth_publishing(new: int, published: int | None) -> bool:
 
 def _store_positions(settings: Settings, positions: dict[str, int]) -> list[str]:
     """Store every queued job's position for readers (``stored_positions``), in one transaction so that readers
-    never see an empty or half-written table. Returns the ids whose new position is news (``worth_publishing``)."""
+    never see an empty or half-written table. Returns the ids whose new position is news (``worth_publishing``),
+    front first."""
     r = redis_client(settings)
     published = {job_id: int(p) for job_id, p in r.hgetall(PUBLISHED_KEY).items()}
     pipe = r.pipeline()
@@ -201,7 +207,8 @@ def pump(settings: Settings, positions_stored: Callable[[], None] | None = None)
     it started.)
 
     ``positions_stored`` is called as soon as the new positions are readable (before the events and then the
-    Celery messages go out: an upload waiting for its positions need not wait for those). Returns ``{job_id: queue
+    Celery messages go out: an upload waiting for its positions need not wait for those). At most
+    ``MAX_NEWS_PER_ROUND`` positions are published, those nearest the front first. Returns ``{job_id: queue
     position}`` of every queued job after the run, or None when another round covered the call. Raises redis
     errors when Redis is unreachable (the jobs stay waiting in the database and the next pump hands them out).
     """
@@ -215,7 +222,8 @@ def _count(client, key: str) -> int:
 def _round(
     settings: Settings, positions_stored: Callable[[], None] | None
 ) -> tuple[dict[str, int] | None, bool]:
-    """``pump``'s work; also says whether the round handed out its most (more may be waiting to go)."""
+    """``pump``'s work; also says whether the round did its most (handed out ``MAX_PICKS_PER_ROUND`` jobs or
+    published ``MAX_NEWS_PER_ROUND`` positions: more may be waiting to go)."""
     client = redis_client(settings)
     # Read before waiting for the lock: the caller's changes are committed, so any round that starts after this
     # (its count goes up before it reads the database) sees them.
@@ -237,11 +245,11 @@ def _round(
             positions_stored()
         # The events go out before the messages: a job handed out in this round is announced as queued before
         # any worker can hold its message, so its "running" can never reach a page ahead of its "queued".
-        _publish_news(settings, positions, news)
+        _publish_news(settings, positions, news[:MAX_NEWS_PER_ROUND])
         if picked:
             _send(settings, picked)
         client.set(COVERED_KEY, started)
-        return positions, len(picked) >= MAX_PICKS_PER_ROUND
+        return positions, len(picked) >= MAX_PICKS_PER_ROUND or len(news) > MAX_NEWS_PER_ROUND
     finally:
         renewal.stop()
         try:
@@ -348,7 +356,7 @@ class Coalescer:
                 log.exception("dispatcher round failed; the jobs stay waiting in the database")
                 full = False
             served()
-            if full:  # the round handed out its most: another one, for the jobs still waiting to go
+            if full:  # the round did its most: another one, for the jobs and positions still waiting to go
                 with self._cond:
                     self._requested += 1
 
