@@ -130,6 +130,15 @@ def on_disconnect(*_args):
             subscribers.pop(request.sid, None)
 
 
+def _well_formed(job_id: str) -> bool:
+    """Whether ``job_id`` has a job id's form (``check_job_id``)."""
+    try:
+        check_job_id(job_id)
+    except ValueError:
+        return False
+    return True
+
+
 def _resolve(data) -> tuple[str | None, dict | None, str | None]:
     """(room, job JSON, None) for a payload the caller may subscribe to, else (None, None, error code)."""
     svc = services()
@@ -143,9 +152,7 @@ def _resolve(data) -> tuple[str | None, dict | None, str | None]:
             urls_base = f"/api/shared/{token}"
         elif data.get("job_id"):
             job_id = str(data["job_id"])
-            try:
-                check_job_id(job_id)
-            except ValueError:
+            if not _well_formed(job_id):
                 return None, None, "not_found"
             job = repo.owned_job(db, job_id, caller.user_id)
             urls_base = None
@@ -177,14 +184,6 @@ def _job_ids(data) -> list[str] | None:
     return list(dict.fromkeys(ids))
 
 
-def _well_formed(job_id: str) -> bool:
-    try:
-        check_job_id(job_id)
-    except ValueError:
-        return False
-    return True
-
-
 def _subscribe_jobs(ids: list[str]) -> dict:
     """``subscribe`` with ``job_ids``: one read of the caller's jobs among ``ids`` and of their positions; joins
     each one's room; the others are refused one by one (``not_found``: someone else's, gone, or malformed)."""
@@ -196,12 +195,11 @@ def _subscribe_jobs(ids: list[str]) -> dict:
         }
         positions = positions_for(db, svc.settings, list(found.values()))
         jobs, refused = [], []
+        not_found = _error("not_found", _MESSAGES["not_found"])["error"]
         for job_id in ids:
             job = found.get(job_id)
             if job is None:
-                refused.append(
-                    {"job_id": job_id, "error": _error("not_found", _MESSAGES["not_found"])["error"]}
-                )
+                refused.append({"job_id": job_id, "error": not_found})
                 continue
             join_room(job_room(job_id))
             jobs.append(job.as_dict(positions.get(job_id)))
@@ -303,9 +301,7 @@ def on_unsubscribe(data=None):
         with session_scope(svc.engine) as db:
             link = repo.share_link(db, str(data["share_token"]))
             job_id = link.job_id if link is not None else None
-    try:
-        check_job_id(str(job_id))
-    except ValueError:
+    if not _well_formed(str(job_id)):
         return _error("bad_request", _MESSAGES["bad_request"])
     leave_room(job_room(str(job_id)))
     return {"ok": True}
