@@ -265,6 +265,16 @@ def upload_not_an_image(page, tmp_path):
     return card
 
 
+def photo_files(tmp_path, count: int, fmt: str = "PNG", size=(48, 36)) -> list[str]:
+    """``count`` small photos on disk, each a different colour."""
+    paths = []
+    for n in range(count):
+        path = tmp_path / f"photo-{n:02d}.{fmt.lower()}"
+        Image.new("RGB", size, (40 + 6 * n, 120, 200 - 5 * n)).save(path, fmt)
+        paths.append(str(path))
+    return paths
+
+
 def to_screen(page, result: dict, x: int, y: int) -> tuple[float, float]:
     """Viewport position of image pixel (x, y), through the overlay canvas' on-screen rectangle; scrolls the
     page first when that pixel is outside the window."""

@@ -21,6 +21,7 @@ from .support import (
     interior_point,
     label_text,
     next_frames,
+    photo_files,
     to_screen,
     top_instance_map,
     upload_not_an_image,
@@ -265,10 +266,7 @@ def test_a_lost_connection_loses_nothing(browser, live_stack, photo):
 def test_a_reloaded_page_follows_its_jobs_with_one_subscribe_to_the_end(browser, live_stack, tmp_path):
     """After a reload the page brings back its unfinished jobs and follows them all with one Socket.IO message
     (``{"job_ids": [...]}``); the events that message subscribed to carry every card to done."""
-    paths = []
-    for n in range(3):
-        paths.append(tmp_path / f"reload-{n}.png")
-        Image.new("RGB", (64, 48), (60 + 50 * n, 140, 90)).save(paths[-1])
+    paths = photo_files(tmp_path, 3)
     context = browser.new_context()
     try:
         page = context.new_page()
@@ -276,7 +274,7 @@ def test_a_reloaded_page_follows_its_jobs_with_one_subscribe_to_the_end(browser,
         page.wait_for_selector("body[data-ready=true]")
         live_stack.hold("decode")
         try:
-            page.get_by_test_id("upload-input").set_input_files([str(p) for p in paths])
+            page.get_by_test_id("upload-input").set_input_files(paths)
             page.wait_for_function(
                 "() => document.querySelectorAll('[data-testid=job-card][data-job-id]').length === 3"
             )

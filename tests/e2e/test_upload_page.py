@@ -4,12 +4,12 @@ drop, a paste; each file gets its card with a preview, the state word and its qu
 from __future__ import annotations
 
 import pytest
-from PIL import Image
 
 from .support import (
     artifact,
     insert_done_job,
     insert_failed_job,
+    photo_files,
     serve_web_app,
     synthetic_result,
     upload_not_an_image,
@@ -80,16 +80,6 @@ def test_picker_drop_and_paste_each_make_a_card_in_the_queue(context, web_app, p
     job_id = first.get_attribute("data-job-id")
     first.get_by_role("button", name="Cancel").click()
     page.locator(f"[data-testid=job-card][data-job-id='{job_id}'][data-state=cancelled]").wait_for()
-
-
-def photo_files(tmp_path, count: int, fmt: str = "PNG", size=(48, 36)) -> list[str]:
-    """``count`` small photos on disk, each a different colour."""
-    paths = []
-    for n in range(count):
-        path = tmp_path / f"photo-{n:02d}.{fmt.lower()}"
-        Image.new("RGB", size, (40 + 6 * n, 120, 200 - 5 * n)).save(path, fmt)
-        paths.append(str(path))
-    return paths
 
 
 def test_a_finished_cards_lines_wrap_without_overlapping(browser, web_app):
