@@ -104,6 +104,23 @@ export function createApi({ fetch: fetchImpl = globalThis.fetch.bind(globalThis)
     return session;
   }
 
+  /**
+   * Upload photos as new jobs, in one request: all of them are accepted or none is (a refusal names the
+   * file at fault in `details.index` and `details.filename`).
+   * @param {Array<{file: Blob, filename?: string}>} photos
+   * @returns {Promise<object[]>} the created jobs in the order of `photos` (`GET /api/jobs/{id}` shape)
+   */
+  async function uploadImages(photos) {
+    const form = new FormData();
+    for (const { file, filename } of photos) form.append("image", file, filename || file.name || "pasted-image.png");
+    const reply = await call("POST", "/api/jobs", { body: form });
+    const jobs = Array.isArray(reply?.jobs) ? reply.jobs : [];
+    if (jobs.length !== photos.length || !jobs.every((job) => job && job.id)) {
+      throw new ApiError(`The server did not return the ${photos.length === 1 ? "new job" : "new jobs"}.`, 0, null);
+    }
+    return jobs;
+  }
+
   return {
     session: getSession,
     get: (path) => call("GET", path),
@@ -111,6 +128,7 @@ export function createApi({ fetch: fetchImpl = globalThis.fetch.bind(globalThis)
     job: (id) => call("GET", `/api/jobs/${encodeURIComponent(id)}`),
     post: (path, json) => call("POST", path, { json }),
     delete: (path) => call("DELETE", path),
+    uploadImages,
 
     /**
      * Upload one image as a new job.
@@ -119,12 +137,8 @@ export function createApi({ fetch: fetchImpl = globalThis.fetch.bind(globalThis)
      * @returns {Promise<object>} the created job (`GET /api/jobs/{id}` shape)
      */
     async uploadImage(file, filename = file.name || "pasted-image.png") {
-      const form = new FormData();
-      form.append("image", file, filename);
-      const reply = await call("POST", "/api/jobs", { body: form });
-      const jobs = Array.isArray(reply?.jobs) ? reply.jobs : [reply];
-      if (!jobs[0] || !jobs[0].id) throw new ApiError("The server did not return the new job.", 0, null);
-      return jobs[0];
+      const [job] = await uploadImages([{ file, filename }]);
+      return job;
     },
 
     /**

@@ -66,6 +66,27 @@ test("upload sends the file as multipart field `image` and returns the job", asy
   assert.equal(form.get("image").name, "a.png");
 });
 
+test("several photos go in one request, each a field `image` in order, and come back as their jobs", async () => {
+  const { fetch, calls } = fakeFetch({
+    "GET /api/session": [200, { user_id: "u1", csrf_token: "t" }],
+    "POST /api/jobs": [202, { jobs: [{ id: "j1" }, { id: "j2" }, { id: "j3" }] }],
+  });
+  const photos = ["a.png", "b.jpg", ""].map((name) => ({ file: new File(["x"], name || "ignored", { type: "image/png" }), filename: name || undefined }));
+  photos[2].file = new Blob(["x"], { type: "image/png" }); // pasted: no name of its own
+  const jobs = await createApi({ fetch }).uploadImages(photos);
+  assert.deepEqual(jobs.map((j) => j.id), ["j1", "j2", "j3"]);
+  assert.deepEqual(calls[1].body.getAll("image").map((f) => f.name), ["a.png", "b.jpg", "pasted-image.png"]);
+});
+
+test("an upload answered with fewer jobs than photos is an error, not a photo left without its job", async () => {
+  const { fetch } = fakeFetch({
+    "GET /api/session": [200, { user_id: "u1", csrf_token: "t" }],
+    "POST /api/jobs": [202, { jobs: [{ id: "j1" }] }],
+  });
+  const photos = [{ file: new Blob(["x"]), filename: "a.png" }, { file: new Blob(["y"]), filename: "b.png" }];
+  await assert.rejects(createApi({ fetch }).uploadImages(photos), /did not return the new jobs/);
+});
+
 test("upload rejection keeps the server's words (e.g. the size limit)", async () => {
   const message = "The file is 31.0 MB; the limit is 25 MB per file.";
   const { fetch } = fakeFetch({

@@ -275,6 +275,21 @@ def photo_files(tmp_path, count: int, fmt: str = "PNG", size=(48, 36)) -> list[s
     return paths
 
 
+def upload_answers(page) -> list:
+    """The page's POST /api/jobs responses, as they come (read them once the page is done)."""
+    responses = []
+    page.on(
+        "response",
+        lambda r: responses.append(r) if r.url.endswith("/api/jobs") and r.request.method == "POST" else None,
+    )
+    return responses
+
+
+def accepted_photos(responses) -> list[int]:
+    """How many photos each accepted upload request carried (its jobs), in the order they were answered."""
+    return [len(r.json()["jobs"]) for r in responses if r.status == 202]
+
+
 def to_screen(page, result: dict, x: int, y: int) -> tuple[float, float]:
     """Viewport position of image pixel (x, y), through the overlay canvas' on-screen rectangle; scrolls the
     page first when that pixel is outside the window."""

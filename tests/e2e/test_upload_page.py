@@ -6,12 +6,13 @@ from __future__ import annotations
 import pytest
 
 from .support import (
+    accepted_photos,
     artifact,
     insert_done_job,
     insert_failed_job,
     photo_files,
-    serve_web_app,
     synthetic_result,
+    upload_answers,
     upload_not_an_image,
 )
 
@@ -195,71 +196,30 @@ def test_a_failed_job_is_retried_from_its_card_with_the_kept_original(context, w
     assert (sent["width"], sent["height"]) == (120, 90)
 
 
-@pytest.fixture(scope="module")
-def limited_app(tmp_path_factory):
-    """The web app with an upload limit of 3 per 2 seconds, so a dozen photos run into it."""
-    from backend.settings import Settings
-
-    data_dir = tmp_path_factory.mktemp("e2e-limited")
-    settings = Settings(
-        data_dir=data_dir, secret_key="e2e", weights=data_dir / "w.h5", upload_rate_limit="3 per 2 second"
-    )
-    with serve_web_app(settings) as running:
-        yield running
-
-
-def test_many_photos_wait_out_the_rate_limit_and_all_arrive(context, limited_app, tmp_path):
-    page = context.new_page()
-    page.goto(limited_app.base_url + "/")
-    page.wait_for_selector("body[data-ready=true]")
-    notices = page.evaluate_handle(
-        """() => { const seen = []; new MutationObserver(() => { const t = document.getElementById('notices').innerText;
-           if (t && seen[seen.length - 1] !== t) seen.push(t); }).observe(document.getElementById('notices'),
-           {subtree: true, childList: true, characterData: true}); return seen; }"""
-    )
-    statuses = []
-    page.on(
-        "response",
-        lambda r: (
-            statuses.append(r.status) if r.url.endswith("/api/jobs") and r.request.method == "POST" else None
-        ),
-    )
-    count = 10
-    page.get_by_test_id("upload-input").set_input_files(photo_files(tmp_path, count))
-    page.wait_for_function(
-        "n => document.querySelectorAll('[data-testid=job-card][data-state=queued]').length === n",
-        arg=count,
-        timeout=30_000,
-    )
-    assert page.locator("[data-testid=job-card][data-state=failed]").count() == 0
-    seen = notices.json_value()
-    assert any("the limit is 3 per 2 second" in text and " s." in text for text in seen), seen
-    # After a refusal nothing more was sent until the wait was over: at most the requests already in
-    # flight (two more) were refused with it.
-    refused = statuses.count(429)
-    assert 1 <= refused and statuses.count(202) == count, statuses
-    runs, run = [], 0
-    for status in statuses:
-        run = run + 1 if status == 429 else 0
-        runs.append(run)
-    assert max(runs) <= 3, statuses
-    page.wait_for_function("() => document.getElementById('notices').innerText === ''")
-
-
-def test_each_refused_files_card_names_that_file(context, web_app, tmp_path):
+def test_each_refused_files_card_names_that_file_and_the_rest_of_its_selection_isaccepted_photos(
+    context, web_app, tmp_path
+):
+    """The page sends a selection in one request, which the server takes whole or not at all: each refused
+    file's card says what was wrong with that file in words that name it alone, and the good photos picked
+    with them are accepted together in one request."""
     page = context.new_page()
     page.goto(web_app.base_url + "/")
     page.wait_for_selector("body[data-ready=true]")
+    responses = upload_answers(page)
+    good = photo_files(tmp_path, 3)
     paths = []
     for name in ("first.png", "second.png"):
         path = tmp_path / name
         path.write_text(f"{name} is text, not a picture")
         paths.append(str(path))
+    paths = [good[0], paths[0], good[1], paths[1], good[2]]
     page.get_by_test_id("upload-input").set_input_files(paths)
     page.wait_for_function(
-        "() => document.querySelectorAll('[data-testid=job-card][data-state=failed]').length === 2"
+        """() => document.querySelectorAll('[data-testid=job-card][data-state=failed]').length === 2
+              && document.querySelectorAll('[data-testid=job-card][data-state=queued]').length === 3"""
     )
     for name in ("first.png", "second.png"):
         card = page.locator("[data-testid=job-card]", has=page.locator(".card-title", has_text=name))
         error = card.locator(".card-error").inner_text()
-        assert error.startswith(f"'{name}': ") and "File 1" not in error, error
+        assert error.startswith(f"'{name}': ") and "File " not in error, error
+    assert accepted_photos(responses) == [3]
