@@ -33,11 +33,12 @@ from load import scenarios  # noqa: E402
 from load.measures import write_report  # noqa: E402
 
 FULL = {
-    "users": 20, "images": 5, "uploaders": 50, "sockets": 1000, "soak_jobs": 1000, "queued_jobs": 10000,
-    "burst_rounds": 5,
+    "users": 20, "images": 5, "arrival_s": 2.0, "uploaders": 50, "sockets": 1000, "soak_jobs": 1000,
+    "queued_jobs": 10000, "burst_rounds": 5,
 }  # fmt: skip
 BOUNDED = {
-    "users": 3, "images": 2, "uploaders": 20, "sockets": 200, "soak_jobs": 0, "queued_jobs": 0, "burst_rounds": 1,
+    "users": 3, "images": 2, "arrival_s": 2.0, "uploaders": 20, "sockets": 200, "soak_jobs": 0, "queued_jobs": 0,
+    "burst_rounds": 1,
 }  # fmt: skip
 ALL = ("users", "uploaders", "bursts", "sockets", "soak", "queue", "decode")
 
@@ -72,6 +73,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scenarios", default=",".join(ALL), help=f"comma list of {', '.join(ALL)}")
     parser.add_argument("--users", type=int)
     parser.add_argument("--images", type=int)
+    parser.add_argument(
+        "--arrival-s",
+        type=float,
+        help="users: the window in which the users arrive, at random (seconds; 0: all at the same instant)",
+    )
     parser.add_argument("--uploaders", type=int)
     parser.add_argument("--sockets", type=int)
     parser.add_argument(
@@ -124,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"load: {name} ...", file=sys.stderr, flush=True)
                     began = time.monotonic()
                     if name == "users":
-                        result = scenarios.users(stack, sizes["users"], sizes["images"])
+                        result = scenarios.users(stack, sizes["users"], sizes["images"], sizes["arrival_s"])
                     elif name == "uploaders":
                         result = scenarios.uploaders(stack, sizes["uploaders"])
                     elif name == "bursts":

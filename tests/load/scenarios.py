@@ -1,8 +1,8 @@
 """The load scenarios, each against a running ``Stack`` (tests/service/stack.py: gunicorn web, Celery worker with
 the small model config, private Redis, a database). Each returns a JSON-able report; ``run.py`` prints them.
 
-- ``users``: N users each upload M images at the same moment and follow them over Socket.IO to ``done`` (after a
-  warm-up of a few uploads).
+- ``users``: N users each upload M images, arriving at random within a few seconds (or all at the same instant),
+  and follow them over Socket.IO to ``done`` (after a warm-up of a few uploads).
 - ``uploaders``: N users upload one image each at the same moment; counts refusals and errors.
 - ``sockets``: N pages follow one shared job (held before the model) while HTTP requests are timed; then the
   job finishes and every page must get its ``done`` event.
@@ -14,6 +14,7 @@ the small model config, private Redis, a database). Each returns a JSON-able rep
 
 from __future__ import annotations
 
+import random
 import time
 
 import gevent
@@ -43,15 +44,29 @@ def _images(count: int, size: tuple[int, int], seed: int = 0) -> list[bytes]:
     return [png_bytes(*size, seed=seed + i) for i in range(count)]
 
 
-def _together(players: list, action) -> list[BaseException]:
-    """Run ``action(player)`` for every player, released at the same instant; returns the errors."""
+def arrival_offsets(count: int, arrival_s: float, seed: int = 0) -> list[float]:
+    """When each of ``count`` users arrives, in seconds from the start, earliest first: drawn at random (seeded)
+    in ``[0, arrival_s]``, which are the arrival times of a Poisson stream that brings ``count`` users in that
+    window; all 0 (the same instant) when ``arrival_s`` is 0."""
+    if arrival_s <= 0:
+        return [0.0] * count
+    rng = random.Random(seed)
+    return sorted(rng.uniform(0.0, arrival_s) for _ in range(count))
+
+
+def _together(players: list, action, arrival_s: float = 0.0, seed: int = 0) -> list[BaseException]:
+    """Run ``action(player)`` for every player, each at its ``arrival_offsets`` moment (by default all released
+    at the same instant); returns the errors."""
     go = Event()
 
-    def play(player):
+    def play(player, offset):
         go.wait()
+        if offset:
+            gevent.sleep(offset)
         action(player)
 
-    greenlets = [gevent.spawn(play, p) for p in players]
+    offsets = arrival_offsets(len(players), arrival_s, seed)
+    greenlets = [gevent.spawn(play, p, offset) for p, offset in zip(players, offsets, strict=True)]
     gevent.sleep(0.2)  # every greenlet is parked on the event
     go.set()
     gevent.joinall(greenlets)
@@ -69,8 +84,12 @@ def _warm_up(stack, size) -> None:
         player.close()
 
 
-def users(stack, count: int = 20, images: int = 5, size=(160, 120), timeout_s: float = 900) -> dict:
-    """N users x M images, all uploaded at once, followed to done (after ``_warm_up``)."""
+def users(
+    stack, count: int = 20, images: int = 5, arrival_s: float = 2.0, size=(160, 120), timeout_s: float = 900
+) -> dict:
+    """N users x M images followed to done (after ``_warm_up``): each user, its page open and its socket
+    connected, sends its M photos at a moment of its own, at random within ``arrival_s`` seconds (0: all at the
+    same instant), as one request, the way the upload page sends a selection (up to five photos a request)."""
     _warm_up(stack, size)
     before = _rss(stack)
     players, errors = spawn_all(count, lambda i: Player(stack.base_url, f"user{i}"))
@@ -83,7 +102,7 @@ def users(stack, count: int = 20, images: int = 5, size=(160, 120), timeout_s: f
         player.wait_done(timeout_s)
 
     started = time.monotonic()
-    errors = _together(players, upload_and_follow)
+    errors = _together(players, upload_and_follow, arrival_s)
     elapsed = time.monotonic() - started
     jobs = [job for p in players for job in p.final_jobs()]
     acks = [a for p in players for a in p.upload_acks]
@@ -92,6 +111,7 @@ def users(stack, count: int = 20, images: int = 5, size=(160, 120), timeout_s: f
     report = {
         "users": count,
         "images_per_user": images,
+        "arrival_s": arrival_s,
         "image_size": list(size),
         "errors": [repr(e) for e in errors],
         "jobs": len(jobs),

@@ -60,3 +60,30 @@ def test_cpu_counts_a_living_child_process_work():
     finally:
         child.communicate(b"")
     assert cpu_seconds(2**22 + 12345) == 0.0  # no such process
+
+
+def test_users_arrive_at_random_within_the_window_or_all_at_once():
+    from load.scenarios import arrival_offsets
+
+    spread = arrival_offsets(200, 2.0, seed=1)
+    assert spread == sorted(spread) and 0.0 <= spread[0] and spread[-1] <= 2.0
+    assert spread[0] < 0.2 and spread[-1] > 1.8  # drawn over the whole window, not bunched
+    assert max(b - a for a, b in zip(spread, spread[1:], strict=False)) < 0.5
+    assert spread == arrival_offsets(200, 2.0, seed=1) != arrival_offsets(200, 2.0, seed=2)
+    assert arrival_offsets(5, 0.0) == [0.0] * 5
+
+
+def test_each_player_starts_at_its_arrival():
+    import time
+
+    from load.scenarios import _together, arrival_offsets
+
+    started: dict[int, float] = {}
+    begin = time.monotonic()
+    errors = _together(
+        list(range(6)), lambda p: started.__setitem__(p, time.monotonic()), arrival_s=0.6, seed=3
+    )
+    assert errors == []
+    go = begin + 0.2  # _together parks the players for 0.2 s before releasing them
+    for player, offset in enumerate(arrival_offsets(6, 0.6, seed=3)):
+        assert offset <= started[player] - go + 0.01 < offset + 0.3
