@@ -13,7 +13,7 @@ pytestmark = pytest.mark.browser
 
 @pytest.fixture(scope="module")
 def limited_app(tmp_path_factory):
-    """The web app with an upload limit of 3 per 2 seconds, so a dozen photos run into it."""
+    """The web app with an upload limit of 3 requests per 2 seconds, so thirty photos (six requests) run into it."""
     from backend.settings import Settings
 
     data_dir = tmp_path_factory.mktemp("e2e-limited")
@@ -46,9 +46,8 @@ def test_many_photos_wait_out_the_rate_limit_and_all_arrive(context, limited_app
     assert any("the limit is 3 per 2 second" in text and " s." in text for text in seen), seen
     statuses = [r.status for r in responses]
     accepted = accepted_photos(responses)
-    assert sum(accepted) == count and max(accepted) == 5, (
-        accepted
-    )  # a selection goes several photos a request
+    # every photo arrived, a selection going several photos a request
+    assert sum(accepted) == count and max(accepted) == 5, accepted
     # After a refusal nothing more was sent until the wait was over: at most the requests already in
     # flight (two more) were refused with it.
     assert 1 <= statuses.count(429), statuses

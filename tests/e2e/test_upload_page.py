@@ -196,7 +196,7 @@ def test_a_failed_job_is_retried_from_its_card_with_the_kept_original(context, w
     assert (sent["width"], sent["height"]) == (120, 90)
 
 
-def test_each_refused_files_card_names_that_file_and_the_rest_of_its_selection_isaccepted_photos(
+def test_each_refused_files_card_names_that_file_and_the_rest_of_its_selection_is_accepted(
     context, web_app, tmp_path
 ):
     """The page sends a selection in one request, which the server takes whole or not at all: each refused
